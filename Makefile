@@ -1,0 +1,29 @@
+# Set-up, tests and the demo. Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A torch/torchvision pair that imports together; override for another CUDA build.
+TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.sar_lora_dino-setup
+
+.PHONY: setup test demo clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): setup.py Makefile tools/install_detectron2.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PACKAGES)
+	$(PY) -m pip install -q setuptools wheel
+	$(PY) tools/install_detectron2.py
+	$(PY) -m pip install -q --no-build-isolation -e ".[dev]"
+	$(PY) -c "import sar_lora_dino"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+demo: setup
+	bash tools/demo.sh
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Reading checkpoints of every supported layout into our detectron2 models."""

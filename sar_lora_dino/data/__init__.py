@@ -1,0 +1,1 @@
+"""SARDet-100K registration, filtering, synthetic data and checks."""

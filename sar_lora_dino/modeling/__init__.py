@@ -1,0 +1,1 @@
+"""Backbones, LoRA and the RetinaNet pieces of the original recipe."""
