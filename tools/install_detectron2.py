@@ -13,7 +13,8 @@ Fixes (nothing else is changed):
 2. ``Image.LINEAR`` (removed in Pillow 10) -> ``Image.BILINEAR`` (it was an alias).
 3. ``np.int`` / ``np.float`` / ``np.bool`` (removed in numpy 1.24) -> builtins.
 4. ``pkg_resources`` (gone with setuptools >= 81) -> a path next to ``model_zoo.py``.
-The sdist's ``setup.py`` is told to build no extension (``ext_modules=[]``).
+The sdist's ``setup.py`` is told to build no extension (``ext_modules=[]``) and to ship the
+model zoo's config files (its glob for them runs from a folder the sdist does not have).
 
 Run with the Python of the environment to install into: ``.venv/bin/python tools/install_detectron2.py``.
 """
@@ -94,6 +95,13 @@ def _fix_setup(text):
     return text.replace(old, "ext_modules=[],"), text.count(old)
 
 
+@_fix("setup.py", "ship model_zoo/configs (its glob looks for a top-level configs/ the sdist lacks)")
+def _fix_setup_configs(text):
+    old = 'package_data={"detectron2.model_zoo": get_model_zoo_configs()},'
+    new = 'package_data={"detectron2.model_zoo": ["configs/**/*.yaml", "configs/**/*.py"]},'
+    return text.replace(old, new), text.count(old)
+
+
 def apply_fixes(src_dir):
     """Apply every fix under ``src_dir``; raise if one did not apply."""
     for rel, why, fn in _FIXES:
@@ -152,7 +160,14 @@ def main():
         src = os.path.join(tmp, archives[0][: -len(".tar.gz")])
         apply_fixes(src)
         _run(pip + ["install", "-q", "--no-build-isolation", src])
-    _run([sys.executable, "-c", "import detectron2.model_zoo, detectron2.engine, detectron2.evaluation"])
+    _run(
+        [
+            sys.executable,
+            "-c",
+            "import detectron2.engine, detectron2.evaluation; from detectron2 import model_zoo; "
+            "model_zoo.get_config('common/models/retinanet.py')",
+        ]
+    )
     print("install_detectron2: detectron2 0.6 (Python only) installed")
 
 
