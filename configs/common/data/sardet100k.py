@@ -1,0 +1,49 @@
+"""SARDet-100K data loading: 800x800 resize ignoring aspect ratio, horizontal flip, RGB."""
+from omegaconf import OmegaConf
+
+import detectron2.data.transforms as T
+from detectron2.config import LazyCall as L
+from detectron2.data import (
+    DatasetMapper,
+    build_detection_test_loader,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
+from detectron2.evaluation import COCOEvaluator
+
+from sar_lora_dino.data.filtering import get_sardet_train_dicts
+
+dataloader = OmegaConf.create()
+
+# One place for the input size of training and evaluation: (height, width).
+dataloader.image_size = [800, 800]
+
+dataloader.train = L(build_detection_train_loader)(
+    dataset=L(get_sardet_train_dicts)(names="sardet100k_train", filter_mode="original"),
+    mapper=L(DatasetMapper)(
+        is_train=True,
+        augmentations=[
+            L(T.Resize)(shape="${.....image_size}"),
+            L(T.RandomFlip)(horizontal=True, prob=0.5),
+        ],
+        image_format="RGB",
+    ),
+    total_batch_size=16,  # the original: 8 GPUs x 2 images
+    num_workers=4,
+)
+
+dataloader.test = L(build_detection_test_loader)(
+    dataset=L(get_detection_dataset_dicts)(names="sardet100k_val", filter_empty=False),
+    mapper=L(DatasetMapper)(
+        is_train=False,
+        augmentations=[L(T.Resize)(shape="${.....image_size}")],
+        image_format="${...train.mapper.image_format}",
+    ),
+    num_workers=4,
+)
+
+# The pure-Python COCOeval: the fast one needs detectron2's C++ extension.
+dataloader.evaluator = L(COCOEvaluator)(
+    dataset_name="${..test.dataset.names}",
+    use_fast_impl=False,
+)

@@ -1,0 +1,70 @@
+"""RetinaNet + FPN on a LoRA-injected ConvNeXt-S, the detector of the original SAR recipe."""
+from detectron2.config import LazyCall as L
+from detectron2.layers import ShapeSpec
+from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
+from detectron2.modeling.backbone import FPN
+from detectron2.modeling.backbone.fpn import LastLevelP6P7
+from detectron2.modeling.box_regression import Box2BoxTransform
+from detectron2.modeling.matcher import Matcher
+from detectron2.modeling.meta_arch import RetinaNet
+from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
+
+# Importing the package registers our backbone and datasets, so this config also works under
+# detectron2's stock tools/lazyconfig_train_net.py.
+from sar_lora_dino.data.sardet import SARDET100K_CLASSES
+from sar_lora_dino.modeling.convnext import ConvNeXtBackbone
+
+# Everything coupled to the backbone lives here: ConvNeXt-S gives res3-res5 with 192/384/768
+# channels; DINOv3 and the ImageNet ConvNeXt both expect RGB with ImageNet mean/std (0-255 scale).
+model = L(RetinaNet)(
+    backbone=L(FPN)(
+        bottom_up=L(ConvNeXtBackbone)(
+            arch="convnext_small",
+            out_features=["res3", "res4", "res5"],
+            drop_path_rate=0.0,
+            use_checkpoint=False,
+            finetune="lora",
+            lora_r=16,
+            lora_alpha=32,
+            lora_dropout=0.0,
+            lora_targets=["mlp.fc1", "mlp.fc2"],
+            trainable_stages=[],
+        ),
+        in_features=["res3", "res4", "res5"],
+        out_channels=256,
+        # P6 from C5 (the 768-channel input, as the original's add_extra_convs="on_input").
+        top_block=L(LastLevelP6P7)(in_channels=768, out_channels=256, in_feature="res5"),
+    ),
+    head=L(RetinaNetHead)(
+        input_shape=[ShapeSpec(channels=256)] * 5,
+        num_classes="${..num_classes}",
+        conv_dims=[256, 256, 256, 256],
+        prior_prob=0.01,
+        num_anchors=9,
+    ),
+    head_in_features=["p3", "p4", "p5", "p6", "p7"],
+    # strides 8..128, base sizes 32..512, 3 octave scales, ratios 0.5/1/2
+    anchor_generator=L(DefaultAnchorGenerator)(
+        sizes=[[x, x * 2 ** (1.0 / 3), x * 2 ** (2.0 / 3)] for x in [32, 64, 128, 256, 512]],
+        aspect_ratios=[0.5, 1.0, 2.0],
+        strides=[8, 16, 32, 64, 128],
+        offset=0.0,
+    ),
+    box2box_transform=L(Box2BoxTransform)(weights=[1.0, 1.0, 1.0, 1.0]),
+    # IoU >= 0.5 positive, < 0.4 negative, low-quality matches allowed
+    anchor_matcher=L(Matcher)(
+        thresholds=[0.4, 0.5], labels=[0, -1, 1], allow_low_quality_matches=True
+    ),
+    num_classes=len(SARDET100K_CLASSES),
+    focal_loss_alpha=0.25,
+    focal_loss_gamma=2.0,
+    smooth_l1_beta=0.0,  # beta 0 = the original's L1 loss on deltas
+    box_reg_loss_type="smooth_l1",
+    test_score_thresh=0.05,
+    test_topk_candidates=1000,
+    test_nms_thresh=0.5,
+    max_detections_per_image=100,
+    pixel_mean=[123.675, 116.28, 103.53],
+    pixel_std=[58.395, 57.12, 57.375],
+    input_format="RGB",
+)

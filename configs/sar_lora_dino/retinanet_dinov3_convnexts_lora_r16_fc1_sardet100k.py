@@ -1,0 +1,13 @@
+"""Ablation: LoRA r16 on mlp.fc1 only (listed in the original, never run there)."""
+from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
+    dataloader,
+    lr_multiplier,
+    model,
+    optimizer,
+    train,
+)
+
+model.backbone.bottom_up.lora_r = 16
+model.backbone.bottom_up.lora_alpha = 32
+model.backbone.bottom_up.lora_targets = ["mlp.fc1"]
+model.backbone.bottom_up.trainable_stages = []

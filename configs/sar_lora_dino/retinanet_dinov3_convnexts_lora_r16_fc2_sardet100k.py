@@ -1,0 +1,13 @@
+"""Ablation: LoRA r16 on mlp.fc2 only (paper: 0.507 val / 0.483 test mAP)."""
+from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
+    dataloader,
+    lr_multiplier,
+    model,
+    optimizer,
+    train,
+)
+
+model.backbone.bottom_up.lora_r = 16
+model.backbone.bottom_up.lora_alpha = 32
+model.backbone.bottom_up.lora_targets = ["mlp.fc2"]
+model.backbone.bottom_up.trainable_stages = []

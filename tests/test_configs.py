@@ -1,0 +1,115 @@
+"""Every shipped LazyConfig loads, instantiates offline and has the paper's trainable-parameter count."""
+import glob
+import os
+
+import pytest
+import torch
+
+from detectron2.config import LazyConfig, instantiate
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "sar_lora_dino", "*.py")))
+
+# Trainable parameters of the whole detector, from REFERENCE section 1:
+# FPN 4,474,880 + head 4,928,090 = 9,402,970; LoRA on fc1+fc2 of 36 blocks at r=16 = 2,165,760;
+# one of fc1/fc2 is half of that; the last stage without the LoRA base weights = 8,390,400;
+# the ConvNeXt-S feature extractor = 49,453,152.
+PROBE = 9_402_970
+LORA_ONE_LAYER_R16 = 1_082_880
+STAGE3 = 8_390_400
+EXPECTED = {
+    "retinanet_dinov3_convnexts_linear_sardet100k": PROBE,
+    "retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k": PROBE + 2 * LORA_ONE_LAYER_R16,
+    "retinanet_dinov3_convnexts_lora_r16_fc2_ft_stage3_sardet100k": PROBE
+    + LORA_ONE_LAYER_R16
+    + STAGE3,
+    "retinanet_dinov3_convnexts_full_ft_sardet100k": PROBE + 49_453_152,
+    "retinanet_dinov3_convnexts_lora_r16_fc1_sardet100k": PROBE + LORA_ONE_LAYER_R16,
+    "retinanet_dinov3_convnexts_lora_r16_fc2_sardet100k": PROBE + LORA_ONE_LAYER_R16,
+    "retinanet_dinov3_convnexts_lora_r4_fc1fc2_sardet100k": PROBE + 2 * LORA_ONE_LAYER_R16 // 4,
+    "retinanet_dinov3_convnexts_lora_r8_fc1fc2_sardet100k": PROBE + 2 * LORA_ONE_LAYER_R16 // 2,
+    "retinanet_dinov3_convnexts_lora_r16_fc1fc2_ft_stage3_sardet100k": PROBE
+    + 2 * LORA_ONE_LAYER_R16
+    + STAGE3,
+    "retinanet_dinov3_convnexts_lora_r4_fc2_ft_stage3_sardet100k": PROBE
+    + LORA_ONE_LAYER_R16 // 4
+    + STAGE3,
+    "retinanet_dinov3_convnexts_lora_r8_fc2_ft_stage3_sardet100k": PROBE
+    + LORA_ONE_LAYER_R16 // 2
+    + STAGE3,
+    "retinanet_in1k_convnexts_linear_sardet100k": PROBE,
+    "retinanet_in1k_convnexts_full_ft_sardet100k": PROBE + 49_453_152,
+}
+# The four headline counts as the paper prints them, in millions.
+PAPER_MILLIONS = {
+    "retinanet_dinov3_convnexts_linear_sardet100k": "9.403",
+    "retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k": "11.569",
+    "retinanet_dinov3_convnexts_lora_r16_fc2_ft_stage3_sardet100k": "18.876",
+    "retinanet_dinov3_convnexts_full_ft_sardet100k": "58.856",
+}
+
+
+def _name(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def test_every_config_has_an_expected_count():
+    assert sorted(_name(p) for p in CONFIGS) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=_name)
+def test_config_instantiates_with_paper_param_count(path):
+    cfg = LazyConfig.load(path)
+    for key in ("model", "dataloader", "optimizer", "lr_multiplier", "train"):
+        assert key in cfg, f"{path} lacks '{key}'"
+    torch.manual_seed(0)
+    model = instantiate(cfg.model)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == EXPECTED[_name(path)]
+    if _name(path) in PAPER_MILLIONS:
+        assert f"{trainable / 1e6:.3f}" == PAPER_MILLIONS[_name(path)]
+    # FPN and head always train, whatever the backbone mode.
+    for name, p in model.named_parameters():
+        if not name.startswith("backbone.bottom_up."):
+            assert p.requires_grad, name
+    cfg.optimizer.params.model = model
+    optimizer = instantiate(cfg.optimizer)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    in_optimizer = sum(p.numel() for g in optimizer.param_groups for p in g["params"])
+    assert in_optimizer == trainable
+    assert all(g["weight_decay"] == 0.05 for g in optimizer.param_groups)
+
+
+def test_schedule_matches_the_original_recipe():
+    cfg = LazyConfig.load(CONFIGS[0])
+    assert cfg.train.max_iter == 70_872
+    assert cfg.train.eval_period == 5_906
+    sched = instantiate(cfg.lr_multiplier)
+    max_iter = cfg.train.max_iter
+    at = lambda it: sched(it / max_iter)  # noqa: E731
+    assert at(0) == pytest.approx(0.001)
+    assert at(250) == pytest.approx(0.001 + 0.999 * 0.5, rel=1e-3)
+    assert at(500) == pytest.approx(1.0)
+    assert at(8 * 5906 - 1) == pytest.approx(1.0)
+    assert at(8 * 5906) == pytest.approx(0.1)
+    assert at(11 * 5906) == pytest.approx(0.01)
+
+
+def test_data_config_matches_the_original_recipe():
+    cfg = LazyConfig.load(CONFIGS[0])
+    assert cfg.dataloader.train.total_batch_size == 16
+    assert cfg.dataloader.train.mapper.image_format == "RGB"
+    assert cfg.model.input_format == "RGB"
+    assert list(cfg.model.pixel_mean) == [123.675, 116.28, 103.53]
+    assert list(cfg.model.pixel_std) == [58.395, 57.12, 57.375]
+    assert cfg.dataloader.test.dataset.names == "sardet100k_val"
+    assert cfg.dataloader.evaluator.dataset_name == "sardet100k_val"
+    # One override changes the train and test input size together.
+    cfg = LazyConfig.apply_overrides(cfg, ["dataloader.image_size=[256,320]"])
+    train_augs = instantiate(cfg.dataloader.train.mapper.augmentations)
+    test_augs = instantiate(cfg.dataloader.test.mapper.augmentations)
+    for augs in (train_augs, test_augs):
+        resize = augs[0]
+        assert (resize.shape if hasattr(resize, "shape") else resize.scale) is not None
+        tfm = resize.get_transform(torch.zeros(100, 120, 3).numpy())
+        assert (tfm.new_h, tfm.new_w) == (256, 320)
