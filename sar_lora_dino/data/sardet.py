@@ -1,0 +1,285 @@
+"""Registration of the SARDet-100K splits (and any root in the same layout) with detectron2."""
+import json
+import logging
+import os
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.structures import BoxMode
+
+__all__ = [
+    "SARDET100K_CATEGORIES",
+    "get_sardet100k_root",
+    "load_sardet_json",
+    "register_sardet100k",
+]
+
+logger = logging.getLogger(__name__)
+
+# Category ids are 0-based in the released JSON; colours as in the original toolkit's palette.
+SARDET100K_CATEGORIES = [
+    {"id": 0, "name": "ship", "color": [220, 20, 60]},
+    {"id": 1, "name": "aircraft", "color": [119, 11, 32]},
+    {"id": 2, "name": "car", "color": [0, 0, 142]},
+    {"id": 3, "name": "tank", "color": [0, 0, 230]},
+    {"id": 4, "name": "bridge", "color": [106, 0, 228]},
+    {"id": 5, "name": "harbor", "color": [0, 60, 100]},
+]
+
+_SPLITS = ("train", "val", "test")
+
+_LAYOUT = (
+    "Expected layout:\n"
+    "  {root}/\n"
+    "    Annotations/{{train,val,test}}.json\n"
+    "    JPEGImages/{{train,val,test}}/   (bare file names, e.g. 0000026.jpg)\n"
+    "Set SARDET100K_ROOT to the folder that holds Annotations/ and JPEGImages/ "
+    "(or DETECTRON2_DATASETS to its parent), see datasets/README.md; "
+    "datasets/make_synthetic_sardet.py writes a small synthetic copy in this layout."
+)
+
+# json files whose cleaning counts were already logged: the loader runs on every
+# DatasetCatalog.get(), the counts are worth reading once.
+_LOGGED = set()
+
+
+def get_sardet100k_root():
+    """
+    Returns:
+        str: ``$SARDET100K_ROOT``, else ``$DETECTRON2_DATASETS/SARDet_100K``,
+        else ``datasets/SARDet_100K``.
+    """
+    root = os.environ.get("SARDET100K_ROOT")
+    if root:
+        return os.path.expanduser(root)
+    return os.path.join(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")), "SARDet_100K")
+
+
+def _missing_root_error(root, what):
+    return FileNotFoundError(
+        f"SARDet-100K {what} not found. Dataset root: '{root}'.\n" + _LAYOUT.format(root=root)
+    )
+
+
+def _read_json(json_file):
+    try:
+        with open(json_file, "r") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"Malformed annotation JSON '{json_file}': {e}") from e
+    except UnicodeDecodeError as e:
+        raise ValueError(f"Annotation file '{json_file}' is not UTF-8 JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"Annotation JSON '{json_file}' must hold an object, got {type(data)}.")
+    for key in ("images", "categories"):
+        if key not in data:
+            raise ValueError(f"Annotation JSON '{json_file}' has no '{key}' key.")
+    return data
+
+
+def _check_categories(data, json_file, thing_classes):
+    for cat in data["categories"]:
+        cid, name = cat.get("id"), cat.get("name")
+        if not isinstance(cid, int) or not 0 <= cid < len(thing_classes):
+            raise ValueError(
+                f"'{json_file}': category {cat} has an id outside 0..{len(thing_classes) - 1} "
+                f"(SARDet-100K ids are 0-based: {list(enumerate(thing_classes))})."
+            )
+        if name is not None and name.lower() != thing_classes[cid]:
+            raise ValueError(
+                f"'{json_file}': category id {cid} is named '{name}', expected "
+                f"'{thing_classes[cid]}' (classes in order: {thing_classes})."
+            )
+
+
+def _file_sizes(image_root):
+    """Map each file name directly in ``image_root`` to its size in bytes (one scandir)."""
+    sizes = {}
+    with os.scandir(image_root) as it:
+        for entry in it:
+            if entry.is_file():
+                sizes[entry.name] = entry.stat().st_size
+    return sizes
+
+
+def _check_images(images, image_root, json_file, split_name):
+    """Raise before training if an image of the JSON is missing or empty on disk."""
+    sizes = _file_sizes(image_root)
+    missing, empty = [], []
+    for img in images:
+        name = img["file_name"]
+        if name in sizes:
+            size = sizes[name]
+        elif os.path.isfile(os.path.join(image_root, name)):  # a name with sub-folders
+            size = os.path.getsize(os.path.join(image_root, name))
+        else:
+            missing.append(name)
+            continue
+        if size == 0:
+            empty.append(name)
+    problems = []
+    for label, names in (("missing", missing), ("zero-byte", empty)):
+        if names:
+            shown = "\n".join("  " + os.path.join(image_root, n) for n in names[:10])
+            more = f"\n  ... and {len(names) - 10} more" if len(names) > 10 else ""
+            problems.append(f"{len(names)} {label} image(s):\n{shown}{more}")
+    if problems:
+        raise FileNotFoundError(
+            f"Dataset '{split_name}' ('{json_file}') lists images that cannot be read:\n"
+            + "\n".join(problems)
+            + "\nRun `python datasets/prepare_sardet100k.py --root <root>` for a full report."
+        )
+
+
+def _clean_annotation(ann, width, height, stats):
+    """
+    Apply the original training rules to one JSON annotation: skip ``ignore`` boxes and boxes
+    with no area inside the image (area <= 0, w < 1, h < 1 or no overlap), clip the rest.
+
+    Returns:
+        dict or None: a detectron2 annotation, or None when the box is skipped.
+    """
+    if ann.get("ignore", False):
+        stats["ignore"] += 1
+        return None
+    x, y, w, h = (float(v) for v in ann["bbox"])
+    x0, y0 = max(x, 0.0), max(y, 0.0)
+    x1, y1 = min(x + w, float(width)), min(y + h, float(height))
+    area = ann.get("area", w * h)
+    if x1 <= x0 or y1 <= y0 or area <= 0 or w < 1 or h < 1:
+        stats["no_area"] += 1
+        return None
+    if (x0, y0, x1, y1) != (x, y, x + w, y + h):
+        stats["clipped"] += 1
+    iscrowd = int(bool(ann.get("iscrowd", 0)))
+    stats["iscrowd"] += iscrowd
+    return {
+        "bbox": [x0, y0, x1 - x0, y1 - y0],
+        "bbox_mode": BoxMode.XYWH_ABS,
+        "category_id": ann["category_id"],
+        "iscrowd": iscrowd,
+    }
+
+
+def load_sardet_json(json_file, image_root, dataset_name=None, check_images=True):
+    """
+    Load a SARDet-100K annotation file into detectron2's standard dataset dicts.
+
+    Every image of the JSON is kept, with or without boxes (evaluation needs all of them; the
+    training filter is :func:`get_sardet_train_dicts`). Per annotation: ``ignore`` boxes and
+    boxes with no area inside the image (area <= 0, w < 1, h < 1, or outside) are dropped,
+    boxes over the border are clipped, ``iscrowd`` is kept. The counts are logged once per file.
+
+    Args:
+        json_file (str): path to ``Annotations/<split>.json``.
+        image_root (str): folder that holds the split's images (``JPEGImages/<split>``); each
+            ``file_name`` of the JSON is resolved against it.
+        dataset_name (str): name used in messages and to look up ``thing_classes``.
+        check_images (bool): check that every image exists and is not empty (one directory
+            listing; raises before training starts instead of mid-epoch).
+
+    Returns:
+        list[dict]: records with ``file_name``, ``height``, ``width``, ``image_id``,
+        ``annotations`` and ``num_json_annotations`` (how many annotations the JSON lists for
+        the image before any is dropped; 0 means the image has no annotation at all).
+    """
+    split_name = dataset_name or json_file
+    if dataset_name is not None and "thing_classes" in MetadataCatalog.get(dataset_name).as_dict():
+        thing_classes = MetadataCatalog.get(dataset_name).thing_classes
+    else:
+        thing_classes = [c["name"] for c in SARDET100K_CATEGORIES]
+    if not os.path.isfile(json_file):
+        raise _missing_root_error(os.path.dirname(os.path.dirname(json_file)), f"'{json_file}'")
+    if not os.path.isdir(image_root):
+        raise _missing_root_error(os.path.dirname(os.path.dirname(image_root)), f"'{image_root}'")
+
+    data = _read_json(json_file)
+    _check_categories(data, json_file, thing_classes)
+    images = data["images"]
+    for img in images:
+        for key in ("id", "file_name", "width", "height"):
+            if key not in img:
+                raise ValueError(f"'{json_file}': image entry {img} has no '{key}'.")
+    if check_images:
+        _check_images(images, image_root, json_file, split_name)
+
+    anns_per_image = {img["id"]: [] for img in images}
+    for ann in data.get("annotations", []):
+        if ann.get("image_id") not in anns_per_image:
+            raise ValueError(f"'{json_file}': annotation {ann.get('id')} refers to unknown image.")
+        if not 0 <= ann.get("category_id", -1) < len(thing_classes):
+            raise ValueError(
+                f"'{json_file}': annotation {ann.get('id')} has category_id "
+                f"{ann.get('category_id')}, expected 0..{len(thing_classes) - 1}."
+            )
+        anns_per_image[ann["image_id"]].append(ann)
+
+    stats = {"ignore": 0, "no_area": 0, "clipped": 0, "iscrowd": 0}
+    records = []
+    for img in images:
+        w, h = img["width"], img["height"]
+        raw = anns_per_image[img["id"]]
+        objs = [_clean_annotation(a, w, h, stats) for a in raw]
+        records.append(
+            {
+                "file_name": os.path.join(image_root, img["file_name"]),
+                "height": h,
+                "width": w,
+                "image_id": img["id"],
+                "annotations": [o for o in objs if o is not None],
+                "num_json_annotations": len(raw),
+            }
+        )
+
+    if json_file not in _LOGGED:
+        _LOGGED.add(json_file)
+        kept = sum(len(r["annotations"]) for r in records)
+        no_box = sum(1 for r in records if r["num_json_annotations"] == 0)
+        logger.info(
+            f"Loaded {len(records)} images ({no_box} without any box) and {kept} boxes for "
+            f"'{split_name}' from {json_file}. Dropped {stats['ignore']} 'ignore' boxes and "
+            f"{stats['no_area']} boxes with no area inside the image; clipped "
+            f"{stats['clipped']} boxes at the border; {stats['iscrowd']} iscrowd boxes kept "
+            f"as crowd."
+        )
+    return records
+
+
+def register_sardet100k(root=None, prefix="sardet100k", splits=_SPLITS, check_images=True):
+    """
+    Register the splits of a root in the SARDet-100K layout as ``<prefix>_<split>``.
+
+    Nothing is read now; files are read when a dataset is first used. Names already in the
+    catalog are skipped, so calling it twice is harmless.
+
+    Args:
+        root (str): folder holding ``Annotations/<split>.json`` and ``JPEGImages/<split>/``;
+            default :func:`get_sardet100k_root`.
+        prefix (str): dataset name prefix.
+        splits (Iterable[str]): split names, any subset or extra split with the same layout.
+        check_images (bool): see :func:`load_sardet_json`.
+
+    Returns:
+        list[str]: the dataset names of ``splits`` (registered now or before).
+    """
+    root = get_sardet100k_root() if root is None else root
+    names = []
+    for split in splits:
+        name = f"{prefix}_{split}"
+        names.append(name)
+        if name in DatasetCatalog.list():
+            continue
+        json_file = os.path.join(root, "Annotations", f"{split}.json")
+        image_root = os.path.join(root, "JPEGImages", split)
+        DatasetCatalog.register(
+            name,
+            lambda j=json_file, i=image_root, n=name: load_sardet_json(j, i, n, check_images),
+        )
+        MetadataCatalog.get(name).set(
+            thing_classes=[c["name"] for c in SARDET100K_CATEGORIES],
+            thing_colors=[c["color"] for c in SARDET100K_CATEGORIES],
+            thing_dataset_id_to_contiguous_id={c["id"]: c["id"] for c in SARDET100K_CATEGORIES},
+            json_file=json_file,
+            image_root=image_root,
+            evaluator_type="coco",
+        )
+    return names
