@@ -1,0 +1,257 @@
+"""ConvNeXt (timm) as a detectron2 backbone, with LoRA / frozen / full fine-tuning modes."""
+from typing import Dict, Optional, Sequence
+
+import timm
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import BACKBONE_REGISTRY, Backbone
+from torch import nn
+
+from .lora import LoRALinear, inject_lora
+
+__all__ = ["ConvNeXtBackbone", "FINETUNE_MODES"]
+
+FINETUNE_MODES = ("frozen", "lora", "full")
+
+
+class _ConvInputGradOnly(torch.autograd.Function):
+    """conv2d whose backward returns only the input gradient, so the input is not saved."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
+        ctx.save_for_backward(weight)
+        ctx.conf = (x.shape, x.dtype, stride, padding, dilation, groups)
+        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (weight,) = ctx.saved_tensors
+        shape, dtype, stride, padding, dilation, groups = ctx.conf
+        grad_in = torch.nn.grad.conv2d_input(
+            shape, weight.to(grad_out.dtype), grad_out, stride, padding, dilation, groups
+        )
+        return grad_in.to(dtype), None, None, None, None, None, None
+
+
+class _LeanConv2d(nn.Conv2d):
+    """
+    nn.Conv2d that, while its parameters are frozen, keeps only its weight for backward.
+
+    A stock convolution saves its input for the weight gradient even when the weight does not
+    require grad; in LoRA mode that would keep every frozen depthwise/downsample conv input alive.
+    The choice is made per call from ``requires_grad``, so unfreezing later stays correct.
+    """
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv2d) -> "_LeanConv2d":
+        conv.__class__ = cls  # same parameters, buffers and hooks; only forward changes
+        return conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frozen = not self.weight.requires_grad and (self.bias is None or not self.bias.requires_grad)
+        if not (frozen and torch.is_grad_enabled() and x.requires_grad):
+            return super().forward(x)
+        if self.padding_mode != "zeros" or isinstance(self.padding, str):
+            return super().forward(x)
+        return _ConvInputGradOnly.apply(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+        )
+
+
+@BACKBONE_REGISTRY.register()
+class ConvNeXtBackbone(Backbone):
+    """
+    A timm ConvNeXt feature extractor (stem + 4 stages; no final norm, no classifier) that
+    outputs the stage features ``res2``..``res5`` (strides 4/8/16/32).
+
+    Parameter names are timm's (``stem.0.weight``, ``stages.2.blocks.5.mlp.fc1.weight``, ...),
+    so inside detectron2's FPN they read ``backbone.bottom_up.<timm key>``.
+
+    Fine-tuning modes:
+
+    * ``"frozen"``: the whole backbone is frozen (linear probe of the FPN and head).
+    * ``"lora"``: LoRA adapters in ``lora_targets``; only ``lora_A``/``lora_B`` train.
+    * ``"full"``: every backbone parameter trains; no LoRA.
+
+    ``trainable_stages`` unfreezes whole stages in "frozen"/"lora" mode (stage i with its
+    downsampling layer; stage 0's downsampling layer is the stem), except the base weight and
+    bias of LoRA-wrapped layers, which stay frozen. Freezing is decided from module types and
+    stage indices and never touches modules outside the backbone.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        arch: str = "convnext_small",
+        out_features: Sequence[str] = ("res2", "res3", "res4", "res5"),
+        drop_path_rate: float = 0.0,
+        use_checkpoint: bool = False,
+        finetune: str = "lora",
+        lora_r: int = 16,
+        lora_alpha: float = 32,
+        lora_dropout: float = 0.0,
+        lora_targets: Sequence[str] = ("mlp.fc1", "mlp.fc2"),
+        trainable_stages: Sequence[int] = (),
+        depths: Optional[Sequence[int]] = None,
+        dims: Optional[Sequence[int]] = None,
+    ):
+        """
+        Args:
+            arch (str): timm model name, e.g. "convnext_small". Built with pretrained=False;
+                load weights with :class:`sar_lora_dino.checkpoint.SARCheckpointer`.
+            out_features (list[str]): subset of "res2".."res5" to return.
+            drop_path_rate (float): stochastic depth rate of the timm model.
+            use_checkpoint (bool): gradient checkpointing of the blocks (timm
+                ``set_grad_checkpointing``); trades compute for memory in training.
+            finetune (str): one of "frozen", "lora", "full".
+            lora_r (int): LoRA rank (lora mode only).
+            lora_alpha (float): LoRA scaling numerator; scaling = alpha / r.
+            lora_dropout (float): dropout on the LoRA branch.
+            lora_targets (list[str]): qualified-name suffixes of the Linear layers to wrap.
+            trainable_stages (list[int]): stage indices (0-3) that train fully in "frozen" or
+                "lora" mode.
+            depths (list[int] or None): override the blocks per stage (tiny test models).
+            dims (list[int] or None): override the channels per stage.
+        """
+        super().__init__()
+        if finetune not in FINETUNE_MODES:
+            raise ValueError(f"ConvNeXtBackbone: finetune must be one of {FINETUNE_MODES}, got {finetune!r}")
+        trainable_stages = tuple(trainable_stages)
+        bad = [s for s in trainable_stages if not isinstance(s, int) or not 0 <= s <= 3]
+        if bad:
+            raise ValueError(f"ConvNeXtBackbone: trainable_stages must be ints in 0..3, got {bad}")
+        if finetune == "full" and trainable_stages:
+            raise ValueError(
+                "ConvNeXtBackbone: trainable_stages only applies to finetune='frozen' or 'lora'; "
+                "with finetune='full' every stage already trains"
+            )
+        overrides = {}
+        if depths is not None:
+            overrides["depths"] = tuple(depths)
+        if dims is not None:
+            overrides["dims"] = tuple(dims)
+        model = timm.create_model(
+            arch, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate, **overrides
+        )
+        if len(model.stages) != 4:
+            raise ValueError(f"ConvNeXtBackbone: {arch} has {len(model.stages)} stages, need 4")
+        # Keep only the feature extractor; the final norm (head.norm / norm_pre) and the
+        # classifier belong to the classification head.
+        self.stem = model.stem
+        self.stages = model.stages
+
+        names = [f"res{i + 2}" for i in range(4)]
+        info = model.feature_info
+        self._out_feature_channels = {n: info[i]["num_chs"] for i, n in enumerate(names)}
+        self._out_feature_strides = {n: info[i]["reduction"] for i, n in enumerate(names)}
+        out_features = list(out_features)
+        unknown = [f for f in out_features if f not in names]
+        if not out_features or unknown:
+            raise ValueError(f"ConvNeXtBackbone: out_features must be a non-empty subset of {names}, got {out_features}")
+        self._out_features = out_features
+        self._out_feature_channels = {f: self._out_feature_channels[f] for f in out_features}
+        self._out_feature_strides = {f: self._out_feature_strides[f] for f in out_features}
+        self._last_stage = max(names.index(f) for f in out_features)
+
+        self.arch = arch
+        self.finetune = finetune
+        self.trainable_stages = trainable_stages
+        self.lora_layers = []
+        if finetune == "lora":
+            self.lora_layers = inject_lora(
+                self.stages, lora_targets, r=lora_r, alpha=lora_alpha, dropout=lora_dropout
+            )
+        for m in self.modules():
+            if type(m) is nn.Conv2d:
+                _LeanConv2d.from_conv(m)
+        self._apply_freezing()
+        model.set_grad_checkpointing(bool(use_checkpoint))
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: ShapeSpec):
+        if input_shape.channels != 3:
+            raise ValueError(f"ConvNeXtBackbone expects 3 input channels, got {input_shape.channels}")
+        c = cfg.MODEL.CONVNEXT
+        return {
+            "arch": c.ARCH,
+            "out_features": c.OUT_FEATURES,
+            "drop_path_rate": c.DROP_PATH_RATE,
+            "use_checkpoint": c.USE_CHECKPOINT,
+            "finetune": c.FINETUNE,
+            "lora_r": c.LORA_R,
+            "lora_alpha": c.LORA_ALPHA,
+            "lora_dropout": c.LORA_DROPOUT,
+            "lora_targets": c.LORA_TARGETS,
+            "trainable_stages": c.TRAINABLE_STAGES,
+        }
+
+    def _apply_freezing(self) -> None:
+        if self.finetune == "full":
+            self.requires_grad_(True)
+            return
+        self.requires_grad_(False)
+        for idx in self.trainable_stages:
+            parts = [self.stages[idx]] + ([self.stem] if idx == 0 else [])
+            for part in parts:
+                part.requires_grad_(True)
+        # LayerNorm keeps no running statistics, so freezing a norm is only requires_grad.
+        for m in self.modules():
+            if isinstance(m, LoRALinear):
+                for p in m.base_parameters():
+                    p.requires_grad_(False)
+                for p in m.lora_parameters():
+                    p.requires_grad_(True)
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """
+        Args:
+            x (Tensor): images, (N, 3, H, W).
+
+        Returns:
+            dict[str->Tensor]: the requested ``res*`` features; spatial size H // stride
+            (floor), e.g. 200x249 -> res2 50x62, res5 6x7.
+        """
+        if x.dim() != 4:
+            raise ValueError(f"ConvNeXtBackbone takes (N, C, H, W) input, got shape {tuple(x.shape)}")
+        outputs = {}
+        x = self.stem(x)
+        for i in range(self._last_stage + 1):
+            x = self.stages[i](x)
+            name = f"res{i + 2}"
+            if name in self._out_features:
+                outputs[name] = x
+        return outputs
+
+    @property
+    def size_divisibility(self) -> int:
+        return 32
+
+    def output_shape(self) -> Dict[str, ShapeSpec]:
+        return {
+            f: ShapeSpec(channels=self._out_feature_channels[f], stride=self._out_feature_strides[f])
+            for f in self._out_features
+        }
+
+
+def add_convnext_config(cfg) -> None:
+    """
+    Add ``MODEL.CONVNEXT`` defaults to a yacs config, for ``build_backbone`` users.
+
+    Args:
+        cfg (CfgNode): detectron2 config to extend in place.
+    """
+    from detectron2.config import CfgNode as CN
+
+    cfg.MODEL.CONVNEXT = CN()
+    cfg.MODEL.CONVNEXT.ARCH = "convnext_small"
+    cfg.MODEL.CONVNEXT.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.CONVNEXT.DROP_PATH_RATE = 0.0
+    cfg.MODEL.CONVNEXT.USE_CHECKPOINT = False
+    cfg.MODEL.CONVNEXT.FINETUNE = "lora"
+    cfg.MODEL.CONVNEXT.LORA_R = 16
+    cfg.MODEL.CONVNEXT.LORA_ALPHA = 32.0
+    cfg.MODEL.CONVNEXT.LORA_DROPOUT = 0.0
+    cfg.MODEL.CONVNEXT.LORA_TARGETS = ["mlp.fc1", "mlp.fc2"]
+    cfg.MODEL.CONVNEXT.TRAINABLE_STAGES = []

@@ -1,0 +1,273 @@
+"""Low-rank adapters (LoRA) for frozen nn.Linear layers, with injection and merge helpers."""
+import math
+from typing import Iterable, List, Sequence, Set
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["LoRALinear", "inject_lora", "merge_lora", "unmerge_lora", "lora_state_dict_keys"]
+
+# timm ConvNeXt variants whose blocks use 1x1 Conv2d MLPs (`conv_mlp=True`).
+CONV_MLP_VARIANTS = (
+    "convnext_zepto_rms*, convnext_atto*, convnext_femto*, convnext_pico*, convnext_nano*, "
+    "convnext_tiny_hnf, convnextv2_atto/femto/pico/nano"
+)
+
+
+class LoRALinear(nn.Linear):
+    """
+    A frozen nn.Linear plus a trainable low-rank update: ``y = W x + b + (alpha / r) * B A x``.
+
+    The base parameters keep the names ``weight`` and ``bias`` so a plain checkpoint of the
+    unwrapped model (e.g. ``...mlp.fc1.weight``) loads unchanged; ``lora_A`` (r x in) starts
+    Kaiming-uniform and ``lora_B`` (out x r) starts at zero, so a fresh adapter is an exact no-op.
+
+    Memory: the base product is computed with ``F.linear`` on a frozen weight, which keeps no
+    activation for backward, and the low-rank update is added into that output in place, so the
+    only activations saved are the input (needed for ``lora_A``'s gradient anyway) and the r-wide
+    hidden product.
+
+    Merging folds ``B A`` into ``weight``; it happens only through :meth:`merge` and is undone by
+    :meth:`unmerge`, never implicitly in ``train()``/``eval()``. Note that the state dict of a
+    merged layer holds the merged weight: unmerge before saving a checkpoint.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        r: int = 16,
+        alpha: float = 32,
+        dropout: float = 0.0,
+        device=None,
+        dtype=None,
+    ):
+        """
+        Args:
+            in_features (int): input width.
+            out_features (int): output width.
+            bias (bool): whether the base layer has a bias.
+            r (int): rank of the update; must be positive.
+            alpha (float): the update is scaled by ``alpha / r``.
+            dropout (float): dropout probability on the LoRA branch's input only, in [0, 1).
+            device, dtype: passed to the parameter constructors.
+        """
+        if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
+            raise ValueError(f"LoRA rank r must be a positive int, got {r!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"LoRA dropout must be in [0, 1), got {dropout!r}")
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.r = r
+        self.alpha = alpha
+        self.scaling = alpha / r
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.merged = False
+        self._new_lora_parameters(self.weight.device, self.weight.dtype)
+        self.weight.requires_grad_(False)
+        if self.bias is not None:
+            self.bias.requires_grad_(False)
+
+    def _new_lora_parameters(self, device, dtype) -> None:
+        factory = {"device": device, "dtype": dtype}
+        self.lora_A = nn.Parameter(torch.empty(self.r, self.in_features, **factory))
+        self.lora_B = nn.Parameter(torch.empty(self.out_features, self.r, **factory))
+        self.reset_lora_parameters()
+
+    def reset_lora_parameters(self) -> None:
+        """Re-initialise the adapter as in the LoRA paper's code (A Kaiming-uniform, B zeros)."""
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B)
+
+    @classmethod
+    def from_linear(
+        cls, linear: nn.Linear, r: int = 16, alpha: float = 32, dropout: float = 0.0
+    ) -> "LoRALinear":
+        """
+        Wrap an existing layer; its ``weight``/``bias`` Parameters are shared, not copied, and
+        are frozen.
+
+        Args:
+            linear (nn.Linear): the layer to wrap.
+            r, alpha, dropout: see :meth:`__init__`.
+
+        Returns:
+            LoRALinear
+        """
+        if type(linear) is not nn.Linear:
+            raise TypeError(f"from_linear expects an nn.Linear, got {type(linear).__name__}")
+        weight = linear.weight
+        layer = cls(
+            linear.in_features,
+            linear.out_features,
+            bias=linear.bias is not None,
+            r=r,
+            alpha=alpha,
+            dropout=dropout,
+            device="meta",
+            dtype=weight.dtype,
+        )
+        layer.weight = weight
+        layer.bias = linear.bias
+        layer._new_lora_parameters(weight.device, weight.dtype)
+        layer.weight.requires_grad_(False)
+        if layer.bias is not None:
+            layer.bias.requires_grad_(False)
+        layer.train(linear.training)
+        return layer
+
+    def lora_parameters(self) -> List[nn.Parameter]:
+        """The adapter's own parameters: ``[lora_A, lora_B]``."""
+        return [self.lora_A, self.lora_B]
+
+    def base_parameters(self) -> List[nn.Parameter]:
+        """The wrapped layer's parameters: ``[weight]`` or ``[weight, bias]``."""
+        return [self.weight] if self.bias is None else [self.weight, self.bias]
+
+    def _delta_weight(self) -> torch.Tensor:
+        return (self.lora_B @ self.lora_A) * self.scaling
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold the update into ``weight`` (no-op if already merged)."""
+        if not self.merged:
+            self.weight.add_(self._delta_weight().to(self.weight.dtype))
+            self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Take the update back out of ``weight`` (no-op if not merged)."""
+        if self.merged:
+            self.weight.sub_(self._delta_weight().to(self.weight.dtype))
+            self.merged = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.merged:
+            return F.linear(x, self.weight, self.bias)
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        out = F.linear(x2, self.weight, self.bias)
+        hidden = F.linear(self.lora_dropout(x2), self.lora_A)
+        # In place: no second full-width tensor beside the base output. Casts cover autocast,
+        # where the matmuls above run in half precision but the parameters stay fp32.
+        out.addmm_(hidden.to(out.dtype), self.lora_B.to(out.dtype).t(), alpha=self.scaling)
+        return out.view(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, r={self.r}, alpha={self.alpha}, "
+            f"dropout={getattr(self.lora_dropout, 'p', 0.0)}, merged={self.merged}"
+        )
+
+
+def _matches(name: str, targets: Sequence[str]) -> bool:
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def inject_lora(
+    module: nn.Module,
+    targets: Iterable[str] = ("mlp.fc1", "mlp.fc2"),
+    r: int = 16,
+    alpha: float = 32,
+    dropout: float = 0.0,
+) -> List[str]:
+    """
+    Replace every nn.Linear whose qualified name ends with one of ``targets`` (on dot
+    boundaries: ``"mlp.fc1"`` matches ``stages.0.blocks.0.mlp.fc1`` but not ``xmlp.fc1``)
+    by a :class:`LoRALinear` sharing its weights.
+
+    Args:
+        module (nn.Module): model to modify in place.
+        targets (iterable[str]): qualified-name suffixes of the layers to wrap.
+        r, alpha, dropout: adapter settings, see :class:`LoRALinear`.
+
+    Returns:
+        list[str]: qualified names of the replaced layers, in module order.
+
+    Raises:
+        ValueError: when nothing matched, when a match is a 1x1 Conv2d MLP (timm's
+            ``conv_mlp=True`` ConvNeXt variants) or any other non-Linear layer, or when a
+            match already carries LoRA.
+    """
+    if isinstance(targets, str):
+        targets = (targets,)
+    targets = tuple(targets)
+    if not targets:
+        raise ValueError("inject_lora: `targets` is empty")
+    found = []
+    for name, child in module.named_modules():
+        if not name or not _matches(name, targets):
+            continue
+        if isinstance(child, LoRALinear):
+            raise ValueError(f"inject_lora: '{name}' already carries LoRA")
+        if isinstance(child, nn.Conv2d):
+            raise ValueError(
+                f"inject_lora: '{name}' is a {tuple(child.kernel_size)} Conv2d, not nn.Linear. "
+                f"ConvNeXt variants built with conv_mlp=True ({CONV_MLP_VARIANTS}) use 1x1 conv "
+                "MLPs, which LoRA injection does not support; use a variant with Linear MLPs "
+                "(e.g. convnext_tiny/small/base/large)."
+            )
+        if type(child) is not nn.Linear:
+            raise ValueError(
+                f"inject_lora: '{name}' matches {targets} but is a {type(child).__name__}; "
+                "only plain nn.Linear layers can be wrapped"
+            )
+        found.append(name)
+    if not found:
+        linear_names = [n for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+        examples = linear_names[:5] or [n for n, _ in module.named_modules() if n][:5]
+        raise ValueError(
+            f"inject_lora: no nn.Linear matched targets {list(targets)}; "
+            f"module names look like {examples}"
+        )
+    for name in found:
+        parent_name, _, attr = name.rpartition(".")
+        parent = module.get_submodule(parent_name) if parent_name else module
+        setattr(parent, attr, LoRALinear.from_linear(getattr(parent, attr), r, alpha, dropout))
+    return found
+
+
+def merge_lora(module: nn.Module) -> int:
+    """
+    Merge every :class:`LoRALinear` inside ``module``.
+
+    Returns:
+        int: number of LoRA layers visited.
+    """
+    layers = [m for m in module.modules() if isinstance(m, LoRALinear)]
+    for m in layers:
+        m.merge()
+    return len(layers)
+
+
+def unmerge_lora(module: nn.Module) -> int:
+    """
+    Unmerge every :class:`LoRALinear` inside ``module``.
+
+    Returns:
+        int: number of LoRA layers visited.
+    """
+    layers = [m for m in module.modules() if isinstance(m, LoRALinear)]
+    for m in layers:
+        m.unmerge()
+    return len(layers)
+
+
+def lora_state_dict_keys(module: nn.Module, prefix: str = "") -> Set[str]:
+    """
+    State-dict keys of the adapter parameters inside ``module``, found by module type.
+
+    Args:
+        module (nn.Module): model to inspect.
+        prefix (str): prepended to each key.
+
+    Returns:
+        set[str]: e.g. ``{"stages.0.blocks.0.mlp.fc1.lora_A", ...}``.
+    """
+    keys = set()
+    for name, m in module.named_modules():
+        if isinstance(m, LoRALinear):
+            base = f"{prefix}{name}." if name else prefix
+            keys.update({base + "lora_A", base + "lora_B"})
+    return keys
