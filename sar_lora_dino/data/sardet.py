@@ -87,7 +87,7 @@ def _check_categories(data, json_file, thing_classes):
         if name is not None and name.lower() != thing_classes[cid]:
             raise ValueError(
                 f"'{json_file}': category id {cid} is named '{name}', expected "
-                f"'{thing_classes[cid]}' (classes in order: {thing_classes})."
+                f"'{thing_classes[cid]}' (ids are 0-based, classes in order: {thing_classes})."
             )
 
 

@@ -1,0 +1,226 @@
+"""Checks a downloaded SARDet-100K root against the published counts, and writes subsets."""
+import collections
+import json
+import os
+import random
+import shutil
+import tempfile
+from multiprocessing import Pool
+
+from PIL import Image
+from tqdm import tqdm
+
+from .sardet import SARDET100K_CATEGORIES
+
+__all__ = ["PUBLISHED_COUNTS", "check_sardet_root", "format_report", "write_subset"]
+
+# (images, boxes) per split, as published with SARDet-100K.
+PUBLISHED_COUNTS = {"train": (94493, 198747), "val": (10492, 22703), "test": (11613, 24023)}
+_CLASSES = [c["name"] for c in SARDET100K_CATEGORIES]
+
+
+def _inspect_image(args):
+    """Return (status, size, mode) of one image: status is "ok", "missing", "empty" or an error."""
+    path, full = args
+    if not os.path.isfile(path):
+        return "missing", None, None
+    if os.path.getsize(path) == 0:
+        return "empty", None, None
+    try:
+        with Image.open(path) as im:
+            size, mode = im.size, im.mode
+            if full:
+                im.load()  # decodes every pixel: finds truncated files
+            else:
+                im.verify()
+        return "ok", size, mode
+    except Exception as e:  # any decoder error makes the file unusable; reported, not raised
+        return f"unreadable ({type(e).__name__}: {e})", None, None
+
+
+def _check_split(root, split, full_decode, workers, progress):
+    json_file = os.path.join(root, "Annotations", f"{split}.json")
+    image_root = os.path.join(root, "JPEGImages", split)
+    result = {"split": split, "json_file": json_file, "problems": []}
+    if not os.path.isfile(json_file):
+        result["problems"].append(f"{json_file}: missing")
+        return result
+    try:
+        with open(json_file) as f:
+            data = json.load(f)
+        images, anns = data["images"], data.get("annotations", [])
+    except (ValueError, KeyError, TypeError) as e:
+        result["problems"].append(f"{json_file}: malformed ({type(e).__name__}: {e})")
+        return result
+    names = {c.get("id"): c.get("name") for c in data.get("categories", [])}
+    expected_names = dict(enumerate(_CLASSES))
+    if names != expected_names:
+        result["problems"].append(f"{json_file}: categories {names}, expected {expected_names}")
+
+    per_class = collections.Counter(a.get("category_id") for a in anns)
+    sizes = {img["id"]: (img.get("width"), img.get("height")) for img in images}
+    boxes_per_image = collections.Counter(a.get("image_id") for a in anns)
+    no_area = border = 0
+    for a in anns:
+        x, y, w, h = a["bbox"]
+        iw, ih = sizes.get(a["image_id"], (None, None))
+        if w <= 0 or h <= 0 or a.get("area", w * h) <= 0:
+            no_area += 1
+        elif iw is not None and (x < 0 or y < 0 or x + w > iw or y + h > ih):
+            border += 1
+    result.update(
+        images=len(images),
+        boxes=len(anns),
+        per_class={_CLASSES[c] if c in range(6) else str(c): n for c, n in sorted(per_class.items())},
+        images_without_boxes=sum(1 for img in images if boxes_per_image[img["id"]] == 0),
+        no_area_boxes=no_area,
+        border_boxes=border,
+        ignore_boxes=sum(1 for a in anns if a.get("ignore")),
+        crowd_boxes=sum(1 for a in anns if a.get("iscrowd")),
+    )
+    if not os.path.isdir(image_root):
+        result["problems"].append(f"{image_root}: missing image folder")
+        return result
+
+    jobs = [(os.path.join(image_root, img["file_name"]), full_decode) for img in images]
+    bar_kwargs = dict(total=len(jobs), desc=f"{split}: reading images", disable=not progress)
+    if workers > 1:
+        with Pool(workers) as pool:
+            statuses = list(tqdm(pool.imap(_inspect_image, jobs, chunksize=64), **bar_kwargs))
+    else:
+        statuses = [_inspect_image(j) for j in tqdm(jobs, **bar_kwargs)]
+    size_hist, modes, formats = collections.Counter(), collections.Counter(), collections.Counter()
+    bad = collections.defaultdict(list)
+    for img, (path, _), (status, size, mode) in zip(images, jobs, statuses):
+        formats[os.path.splitext(path)[1].lower()] += 1
+        if status != "ok":
+            bad[status.split(" ")[0]].append(f"{path}: {status}")
+            continue
+        size_hist[f"{size[0]}x{size[1]}"] += 1
+        modes[mode] += 1
+        if tuple(size) != (img["width"], img["height"]):
+            bad["size mismatch"].append(
+                f"{path}: {size[0]}x{size[1]} on disk, {img['width']}x{img['height']} in JSON"
+            )
+    result.update(size_histogram=dict(size_hist.most_common()), modes=dict(modes),
+                  formats=dict(formats), bad_images={k: v for k, v in bad.items()})
+    for kind, items in bad.items():
+        result["problems"].append(f"{len(items)} {kind} image(s), e.g. {items[0]}")
+    return result
+
+
+def check_sardet_root(root, splits=("train", "val", "test"), expected=PUBLISHED_COUNTS,
+                      full_decode=True, workers=1, progress=True):
+    """
+    Check a root in the SARDet-100K layout: JSON files, image files, counts.
+
+    Args:
+        root (str): folder holding ``Annotations/`` and ``JPEGImages/``.
+        splits (Iterable[str]): splits to check.
+        expected (dict or None): ``{split: (images, boxes)}`` to compare with; None skips the
+            comparison (subsets, synthetic sets).
+        full_decode (bool): decode every image (finds truncated files); False only reads headers.
+        workers (int): processes reading images.
+        progress (bool): show a progress bar.
+
+    Returns:
+        dict: ``{"root", "splits": {split: report}, "problems": [str]}``; no problems means the
+        copy is usable.
+    """
+    report = {"root": root, "splits": {}, "problems": []}
+    if not os.path.isdir(root):
+        report["problems"].append(f"{root}: dataset root not found (set SARDET100K_ROOT)")
+        return report
+    for split in splits:
+        r = _check_split(root, split, full_decode, workers, progress)
+        if expected is not None and split in expected and "images" in r:
+            want = expected[split]
+            if (r["images"], r["boxes"]) != tuple(want):
+                r["problems"].append(
+                    f"{r['images']} images / {r['boxes']} boxes, published {want[0]} / {want[1]}"
+                )
+        report["splits"][split] = r
+        report["problems"] += [f"{split}: {p}" for p in r["problems"]]
+    return report
+
+
+def format_report(report):
+    """
+    Args:
+        report (dict): from :func:`check_sardet_root`.
+
+    Returns:
+        str: a human-readable summary.
+    """
+    lines = [f"SARDet-100K check of {report['root']}"]
+    for split, r in report["splits"].items():
+        if "images" not in r:
+            lines.append(f"[{split}] not checked")
+            continue
+        lines.append(f"[{split}] {r['images']} images, {r['boxes']} boxes; "
+                     f"{r['images_without_boxes']} images without boxes")
+        lines.append("  boxes per class: " + ", ".join(f"{k} {v}" for k, v in r["per_class"].items()))
+        lines.append(f"  boxes with no area {r['no_area_boxes']}, over the border "
+                     f"{r['border_boxes']}, ignore {r['ignore_boxes']}, iscrowd {r['crowd_boxes']}")
+        if "size_histogram" in r:
+            top = list(r["size_histogram"].items())
+            shown = ", ".join(f"{k}: {v}" for k, v in top[:10])
+            more = f" (+{len(top) - 10} other sizes)" if len(top) > 10 else ""
+            lines.append(f"  image sizes: {shown}{more}")
+            lines.append(f"  formats: {r['formats']}; modes: {r['modes']}")
+    if report["problems"]:
+        lines.append(f"PROBLEMS ({len(report['problems'])}):")
+        lines += [f"  - {p}" for p in report["problems"]]
+    else:
+        lines.append("OK: no problems found.")
+    return "\n".join(lines)
+
+
+def write_subset(root, output, num_images, splits=("train", "val"), seed=0):
+    """
+    Write a smaller copy of a root with the same layout (for smoke runs). Images are picked at
+    random among those present on disk, annotations follow their images, the JSON keeps the
+    source's keys. Written to a temporary folder and renamed, like the synthetic set.
+
+    Args:
+        root (str): source root.
+        output (str): folder to create (must not exist).
+        num_images (int or dict): images per split, or ``{split: count}``.
+        splits (Iterable[str]): splits to copy.
+        seed (int): which images are picked.
+
+    Returns:
+        dict: ``{split: {"images": int, "boxes": int}}``.
+    """
+    output = os.path.abspath(output)
+    if os.path.exists(output):
+        raise FileExistsError(f"'{output}' exists; choose another --out.")
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".tmp-subset-", dir=os.path.dirname(output))
+    summary = {}
+    try:
+        os.makedirs(os.path.join(tmp, "Annotations"))
+        for split in splits:
+            n = num_images[split] if isinstance(num_images, dict) else num_images
+            with open(os.path.join(root, "Annotations", f"{split}.json")) as f:
+                data = json.load(f)
+            src_dir = os.path.join(root, "JPEGImages", split)
+            present = [im for im in data["images"]
+                       if os.path.isfile(os.path.join(src_dir, im["file_name"]))]
+            picked = random.Random(seed).sample(present, min(n, len(present)))
+            picked.sort(key=lambda im: im["id"])
+            ids = {im["id"] for im in picked}
+            dst_dir = os.path.join(tmp, "JPEGImages", split)
+            os.makedirs(dst_dir)
+            for im in tqdm(picked, desc=f"{split}: copying", leave=False):
+                shutil.copy2(os.path.join(src_dir, im["file_name"]), dst_dir)
+            data["images"] = picked
+            data["annotations"] = [a for a in data.get("annotations", []) if a["image_id"] in ids]
+            with open(os.path.join(tmp, "Annotations", f"{split}.json"), "w") as f:
+                json.dump(data, f)
+            summary[split] = {"images": len(picked), "boxes": len(data["annotations"])}
+        os.rename(tmp, output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
