@@ -1,1 +1,10 @@
 """Reading checkpoints of every supported layout into our detectron2 models."""
+from .checkpointer import SARCheckpointer, find_convnext_backbone, load_backbone_weights
+from .dinov3 import (
+    DINOV3_LAYOUTS,
+    convert_dinov3_state_dict,
+    detect_dinov3_layout,
+    load_dinov3_file,
+    read_checkpoint_file,
+    unwrap_state_dict,
+)

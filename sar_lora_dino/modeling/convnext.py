@@ -50,7 +50,7 @@ class _LeanConv2d(nn.Conv2d):
         return conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        frozen = not self.weight.requires_grad and (self.bias is None or not self.bias.requires_grad)
+        frozen = not any(p.requires_grad for p in (self.weight, self.bias) if p is not None)
         if not (frozen and torch.is_grad_enabled() and x.requires_grad):
             return super().forward(x)
         if self.padding_mode != "zeros" or isinstance(self.padding, str):
@@ -117,7 +117,9 @@ class ConvNeXtBackbone(Backbone):
         """
         super().__init__()
         if finetune not in FINETUNE_MODES:
-            raise ValueError(f"ConvNeXtBackbone: finetune must be one of {FINETUNE_MODES}, got {finetune!r}")
+            raise ValueError(
+                f"ConvNeXtBackbone: finetune must be one of {FINETUNE_MODES}, got {finetune!r}"
+            )
         trainable_stages = tuple(trainable_stages)
         bad = [s for s in trainable_stages if not isinstance(s, int) or not 0 <= s <= 3]
         if bad:
@@ -149,7 +151,10 @@ class ConvNeXtBackbone(Backbone):
         out_features = list(out_features)
         unknown = [f for f in out_features if f not in names]
         if not out_features or unknown:
-            raise ValueError(f"ConvNeXtBackbone: out_features must be a non-empty subset of {names}, got {out_features}")
+            raise ValueError(
+                f"ConvNeXtBackbone: out_features must be a non-empty subset of {names}, "
+                f"got {out_features}"
+            )
         self._out_features = out_features
         self._out_feature_channels = {f: self._out_feature_channels[f] for f in out_features}
         self._out_feature_strides = {f: self._out_feature_strides[f] for f in out_features}
@@ -172,7 +177,9 @@ class ConvNeXtBackbone(Backbone):
     @classmethod
     def from_config(cls, cfg, input_shape: ShapeSpec):
         if input_shape.channels != 3:
-            raise ValueError(f"ConvNeXtBackbone expects 3 input channels, got {input_shape.channels}")
+            raise ValueError(
+                f"ConvNeXtBackbone expects 3 input channels, got {input_shape.channels}"
+            )
         c = cfg.MODEL.CONVNEXT
         return {
             "arch": c.ARCH,
@@ -214,7 +221,7 @@ class ConvNeXtBackbone(Backbone):
             (floor), e.g. 200x249 -> res2 50x62, res5 6x7.
         """
         if x.dim() != 4:
-            raise ValueError(f"ConvNeXtBackbone takes (N, C, H, W) input, got shape {tuple(x.shape)}")
+            raise ValueError(f"ConvNeXtBackbone takes (N, C, H, W) input, got {tuple(x.shape)}")
         outputs = {}
         x = self.stem(x)
         for i in range(self._last_stage + 1):
@@ -230,7 +237,9 @@ class ConvNeXtBackbone(Backbone):
 
     def output_shape(self) -> Dict[str, ShapeSpec]:
         return {
-            f: ShapeSpec(channels=self._out_feature_channels[f], stride=self._out_feature_strides[f])
+            f: ShapeSpec(
+                channels=self._out_feature_channels[f], stride=self._out_feature_strides[f]
+            )
             for f in self._out_features
         }
 

@@ -1,0 +1,200 @@
+"""A DetectionCheckpointer that also reads DINOv3 backbone files (and, when present, MMDet ones)."""
+import importlib
+import importlib.util
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from torch import nn
+
+from ..modeling.convnext import ConvNeXtBackbone
+from ..modeling.lora import lora_state_dict_keys
+from .dinov3 import (
+    convert_dinov3_state_dict,
+    detect_dinov3_layout,
+    load_dinov3_file,
+    read_checkpoint_file,
+    unwrap_state_dict,
+)
+
+__all__ = ["SARCheckpointer", "load_backbone_weights", "find_convnext_backbone"]
+
+# Hook point for a fourth format: a module ``sar_lora_dino.checkpoint.mmdet`` defining
+# ``is_mmdet_state_dict(sd) -> bool`` and ``convert_mmdet_state_dict(sd) -> dict`` (detectron2
+# key names). It is imported lazily, only if it exists; it receives the unwrapped state dict.
+MMDET_CONVERTER = __package__ + ".mmdet"
+
+ACCEPTED_FORMATS = (
+    "(1) a detectron2 checkpoint (a dict with 'model' whose keys match this model, e.g. one "
+    "saved by this project's training or by tools/convert_dinov3_to_d2.py); "
+    "(2) a DINOv3 ConvNeXt backbone file in the official, timm or Hugging Face layout "
+    "(.pth/.pt/.bin/.safetensors); "
+    "(3) an MMDetection checkpoint of the original work (needs " + MMDET_CONVERTER + "); "
+    "(4) a detectron2/Caffe2 model-zoo .pkl"
+)
+
+_DINOV3_SOURCE = "__dinov3_source__"
+
+
+def _few(keys, n: int = 5) -> str:
+    keys = sorted(keys)
+    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
+    return f"{len(keys)} key(s): {keys[:n]}{more}"
+
+
+def find_convnext_backbone(model: nn.Module) -> Tuple[str, ConvNeXtBackbone]:
+    """
+    Locate the single :class:`ConvNeXtBackbone` inside ``model``.
+
+    Args:
+        model (nn.Module): e.g. RetinaNet(FPN(ConvNeXtBackbone)), or the backbone itself.
+
+    Returns:
+        tuple[str, ConvNeXtBackbone]: the state-dict prefix (``"backbone.bottom_up."`` in an
+        FPN model, ``""`` for the backbone itself) and the module.
+    """
+    found = [(n, m) for n, m in model.named_modules() if isinstance(m, ConvNeXtBackbone)]
+    if len(found) != 1:
+        raise ValueError(
+            f"A DINOv3 backbone file needs a model with exactly one ConvNeXtBackbone; "
+            f"{type(model).__name__} has {len(found)}"
+        )
+    name, backbone = found[0]
+    return (name + "." if name else ""), backbone
+
+
+def check_backbone_state_dict(
+    backbone: ConvNeXtBackbone, state_dict: Mapping[str, torch.Tensor], source: str
+) -> None:
+    """
+    Require timm-keyed weights to cover exactly the backbone's parameters (LoRA adapters
+    excepted, since pretrained files have none) with the right shapes.
+
+    Args:
+        backbone (ConvNeXtBackbone): the target.
+        state_dict (Mapping[str, Tensor]): timm-keyed weights.
+        source (str): file name for error messages.
+    """
+    lora = lora_state_dict_keys(backbone)
+    expected = {k: v.shape for k, v in backbone.state_dict().items() if k not in lora}
+    missing = expected.keys() - state_dict.keys()
+    extra = state_dict.keys() - expected.keys()
+    shapes = [
+        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(expected[k])}"
+        for k in sorted(expected.keys() & state_dict.keys())
+        if tuple(state_dict[k].shape) != tuple(expected[k])
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing from the file: {_few(missing)}")
+    if extra:
+        problems.append(f"not in the backbone: {_few(extra)}")
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatch(es): {shapes[:5]}")
+    if problems:
+        raise ValueError(
+            f"{source} does not fit ConvNeXtBackbone(arch={backbone.arch!r}): "
+            + "; ".join(problems)
+            + ". Check that the file holds the same ConvNeXt variant."
+        )
+
+
+def load_backbone_weights(model: nn.Module, path: str) -> List[str]:
+    """
+    Load a DINOv3 ConvNeXt file (any layout) into the model's :class:`ConvNeXtBackbone`,
+    strictly: every backbone tensor except the LoRA adapters must come from the file.
+
+    Args:
+        model (nn.Module): a model containing one ConvNeXtBackbone (or the backbone).
+        path (str): the weight file.
+
+    Returns:
+        list[str]: the model state-dict keys that were loaded.
+    """
+    state_dict = load_dinov3_file(path)
+    prefix, backbone = find_convnext_backbone(model)
+    check_backbone_state_dict(backbone, state_dict, path)
+    backbone.load_state_dict(state_dict, strict=False)
+    return sorted(prefix + k for k in state_dict)
+
+
+def _mmdet_converter() -> Optional[Any]:
+    if importlib.util.find_spec(MMDET_CONVERTER) is None:
+        return None
+    return importlib.import_module(MMDET_CONVERTER)
+
+
+class SARCheckpointer(DetectionCheckpointer):
+    """
+    DetectionCheckpointer for ``train.init_checkpoint``, ``--resume`` and ``--eval-only`` that
+    recognises the formats listed in :data:`ACCEPTED_FORMATS`:
+
+    * detectron2 checkpoints load exactly as in DetectionCheckpointer;
+    * DINOv3 backbone files are remapped to ``<backbone prefix><timm key>`` and must match the
+      backbone exactly (only the LoRA adapters, FPN and head may be absent);
+    * MMDetection checkpoints go through ``sar_lora_dino.checkpoint.mmdet`` when it exists.
+
+    Every torch file is read with ``weights_only=True``.
+    """
+
+    def _load_file(self, filename: str) -> Dict[str, Any]:
+        if filename.endswith(".pkl"):
+            return super()._load_file(filename)
+        obj = read_checkpoint_file(filename)
+        model_keys = set(self.model.state_dict().keys())
+        if isinstance(obj, Mapping) and self._matches(obj.get("model"), model_keys):
+            return dict(obj)
+        try:
+            state_dict = unwrap_state_dict(obj, filename)
+        except ValueError as e:
+            raise ValueError(f"{e}. Accepted formats: {ACCEPTED_FORMATS}") from e
+
+        mmdet = _mmdet_converter()
+        if mmdet is not None and mmdet.is_mmdet_state_dict(state_dict):
+            self.logger.info(f"{filename}: MMDetection checkpoint, converting key names")
+            converted = mmdet.convert_mmdet_state_dict(state_dict)
+            return {"model": converted, "__author__": "MMDetection", "matching_heuristics": False}
+
+        layout = detect_dinov3_layout(state_dict)
+        if layout is not None:
+            self.logger.info(f"{filename}: DINOv3 ConvNeXt weights in the {layout} layout")
+            return {
+                "model": convert_dinov3_state_dict(state_dict, layout, source=filename),
+                "__author__": f"DINOv3 ({layout} layout)",
+                "matching_heuristics": False,
+                _DINOV3_SOURCE: filename,
+            }
+        if self._matches(state_dict, model_keys):
+            return {"model": state_dict}
+        raise ValueError(
+            f"{filename}: unrecognised checkpoint; its keys match neither this model nor a "
+            f"known layout (first {_few(state_dict)}). Accepted formats: {ACCEPTED_FORMATS}"
+        )
+
+    @staticmethod
+    def _matches(state_dict: Any, model_keys) -> bool:
+        if not isinstance(state_dict, Mapping):
+            return False
+        keys = {k[len("module.") :] if k.startswith("module.") else k for k in state_dict}
+        return bool(keys & model_keys)
+
+    def _load_model(self, checkpoint: Dict[str, Any]):
+        source = checkpoint.pop(_DINOV3_SOURCE, None)
+        if source is None:
+            return super()._load_model(checkpoint)
+        prefix, backbone = find_convnext_backbone(self.model)
+        check_backbone_state_dict(backbone, checkpoint["model"], source)
+        checkpoint["model"] = {prefix + k: v for k, v in checkpoint["model"].items()}
+        incompatible = super()._load_model(checkpoint)
+        # FPN, head and LoRA adapters keep their initialisation; do not list them as missing.
+        expected_absent = lora_state_dict_keys(backbone, prefix)
+        missing = [
+            k
+            for k in incompatible.missing_keys
+            if k.startswith(prefix) and k not in expected_absent
+        ]
+        self.logger.info(
+            f"Loaded {len(checkpoint['model'])} DINOv3 tensors into '{prefix or '<model>'}'; "
+            f"{len(incompatible.missing_keys) - len(missing)} other tensors keep their init"
+        )
+        return incompatible._replace(missing_keys=missing)

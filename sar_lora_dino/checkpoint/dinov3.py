@@ -1,0 +1,305 @@
+"""Read DINOv3 ConvNeXt weights in the official, timm or Hugging Face layout as timm keys."""
+import logging
+import os
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+
+__all__ = [
+    "DINOV3_LAYOUTS",
+    "detect_dinov3_layout",
+    "convert_dinov3_state_dict",
+    "check_convnext_keys",
+    "read_checkpoint_file",
+    "unwrap_state_dict",
+    "load_dinov3_file",
+]
+
+logger = logging.getLogger(__name__)
+
+DINOV3_LAYOUTS = ("official", "timm", "hf")
+
+_PARAM = r"(weight|bias)"
+_BLOCK_PARTS = ("conv_dw", "norm", "mlp.fc1", "mlp.fc2")
+
+# (pattern, replacement) pairs per layout; a key must match one rule exactly.
+_RULES: Dict[str, List[Tuple[str, str]]] = {
+    "official": [
+        (rf"downsample_layers\.0\.([01])\.{_PARAM}", r"stem.\1.\2"),
+        (rf"downsample_layers\.([123])\.([01])\.{_PARAM}", r"stages.\1.downsample.\2.\3"),
+        (rf"stages\.(\d+)\.(\d+)\.dwconv\.{_PARAM}", r"stages.\1.blocks.\2.conv_dw.\3"),
+        (rf"stages\.(\d+)\.(\d+)\.norm\.{_PARAM}", r"stages.\1.blocks.\2.norm.\3"),
+        (rf"stages\.(\d+)\.(\d+)\.pwconv([12])\.{_PARAM}", r"stages.\1.blocks.\2.mlp.fc\3.\4"),
+        (r"stages\.(\d+)\.(\d+)\.gamma", r"stages.\1.blocks.\2.gamma"),
+    ],
+    "timm": [
+        (rf"stem\.([01])\.{_PARAM}", r"stem.\1.\2"),
+        (rf"stages\.([123])\.downsample\.([01])\.{_PARAM}", r"stages.\1.downsample.\2.\3"),
+        (
+            rf"stages\.(\d+)\.blocks\.(\d+)\.(conv_dw|norm|mlp\.fc1|mlp\.fc2)\.{_PARAM}",
+            r"stages.\1.blocks.\2.\3.\4",
+        ),
+        (r"stages\.(\d+)\.blocks\.(\d+)\.gamma", r"stages.\1.blocks.\2.gamma"),
+    ],
+    "hf": [
+        (rf"stages\.0\.downsample_layers\.([01])\.{_PARAM}", r"stem.\1.\2"),
+        (rf"stages\.([123])\.downsample_layers\.([01])\.{_PARAM}", r"stages.\1.downsample.\2.\3"),
+        (
+            rf"stages\.(\d+)\.layers\.(\d+)\.depthwise_conv\.{_PARAM}",
+            r"stages.\1.blocks.\2.conv_dw.\3",
+        ),
+        (rf"stages\.(\d+)\.layers\.(\d+)\.layer_norm\.{_PARAM}", r"stages.\1.blocks.\2.norm.\3"),
+        (
+            rf"stages\.(\d+)\.layers\.(\d+)\.pointwise_conv([12])\.{_PARAM}",
+            r"stages.\1.blocks.\2.mlp.fc\3.\4",
+        ),
+        (r"stages\.(\d+)\.layers\.(\d+)\.gamma", r"stages.\1.blocks.\2.gamma"),
+    ],
+}
+
+# The final norm is not part of the detection backbone; classifier weights (ImageNet ConvNeXt
+# files in the same layouts) are not either. Both are recognised and dropped, nothing else.
+_SKIP: Dict[str, str] = {
+    "official": rf"(norm|norms\.3)\.{_PARAM}|head\.{_PARAM}",
+    "timm": rf"head\.norm\.{_PARAM}|head\.fc\.{_PARAM}",
+    "hf": rf"layer_norm\.{_PARAM}",
+}
+
+# One key pattern that only its layout has.
+_SIGNATURE: Dict[str, str] = {
+    "official": r"(downsample_layers\.\d+\.\d+|stages\.\d+\.\d+\.(dwconv|pwconv[12]))\.",
+    "timm": r"(stem\.\d+|stages\.\d+\.blocks\.\d+\.(conv_dw|mlp\.fc[12]))\.",
+    "hf": r"stages\.\d+\.(downsample_layers|layers\.\d+\.(depthwise_conv|pointwise_conv[12]))\.",
+}
+
+_HF_PREFIX = "model."
+
+
+def _few(keys: Sequence[str], n: int = 5) -> str:
+    keys = sorted(keys)
+    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
+    return f"{len(keys)} key(s): {keys[:n]}{more}"
+
+
+def _strip_hf_prefix(keys: Sequence[str]) -> bool:
+    return bool(keys) and all(k.startswith(_HF_PREFIX) for k in keys)
+
+
+def detect_dinov3_layout(state_dict: Mapping[str, Any]) -> Optional[str]:
+    """
+    Tell which DINOv3 ConvNeXt key layout a state dict uses.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): the weights.
+
+    Returns:
+        str or None: "official", "timm" or "hf" (also with every key prefixed ``model.``),
+        None when no layout's keys are present.
+
+    Raises:
+        ValueError: when keys of more than one layout are mixed.
+    """
+    keys = list(state_dict.keys())
+    hf_keys = [k[len(_HF_PREFIX) :] for k in keys] if _strip_hf_prefix(keys) else keys
+    found = []
+    for layout, pattern in _SIGNATURE.items():
+        candidates = hf_keys if layout == "hf" else keys
+        if any(re.match(pattern, k) for k in candidates):
+            found.append(layout)
+    if len(found) > 1:
+        raise ValueError(f"State dict mixes DINOv3 ConvNeXt key layouts {found}")
+    return found[0] if found else None
+
+
+def _fix_shape(key: str, value: torch.Tensor) -> torch.Tensor:
+    # Some exports store the pointwise layers as 1x1 convs and layer scale as (1, C, 1, 1);
+    # timm holds them as Linear weights and a (C,) vector.
+    if re.search(r"mlp\.fc[12]\.weight$", key) and value.dim() == 4 and value.shape[2:] == (1, 1):
+        return value.flatten(1)
+    if key.endswith(".gamma") and value.dim() > 1:
+        return value.flatten()
+    return value
+
+
+def convert_dinov3_state_dict(
+    state_dict: Mapping[str, Any], layout: Optional[str] = None, source: str = "state dict"
+) -> Dict[str, torch.Tensor]:
+    """
+    Remap DINOv3 ConvNeXt weights to timm's key names (the keys of
+    :class:`sar_lora_dino.modeling.ConvNeXtBackbone`).
+
+    The final norm (official ``norm.*``/``norms.3.*``, timm ``head.norm.*``, HF
+    ``layer_norm.*``) and classifier weights are dropped; any other key that does not belong
+    to the layout is an error, and so is an incomplete ConvNeXt (see
+    :func:`check_convnext_keys`).
+
+    Args:
+        state_dict (Mapping[str, Tensor]): weights in one of :data:`DINOV3_LAYOUTS`.
+        layout (str or None): the layout; detected when None.
+        source (str): name used in error messages (e.g. the file path).
+
+    Returns:
+        dict[str, Tensor]: timm-keyed backbone weights.
+    """
+    if layout is None:
+        layout = detect_dinov3_layout(state_dict)
+        if layout is None:
+            raise ValueError(
+                f"{source}: not a DINOv3 ConvNeXt state dict; expected keys like "
+                "'downsample_layers.0.0.weight' (official), 'stem.0.weight' (timm) or "
+                f"'stages.0.downsample_layers.0.weight' (Hugging Face); found {_few(state_dict)}"
+            )
+    if layout not in DINOV3_LAYOUTS:
+        raise ValueError(f"Unknown DINOv3 layout {layout!r}; expected one of {DINOV3_LAYOUTS}")
+    items = list(state_dict.items())
+    if layout == "hf" and _strip_hf_prefix([k for k, _ in items]):
+        items = [(k[len(_HF_PREFIX) :], v) for k, v in items]
+    rules = [(re.compile(p), r) for p, r in _RULES[layout]]
+    skip = re.compile(_SKIP[layout])
+    out, skipped, leftover = {}, [], []
+    for key, value in items:
+        if skip.fullmatch(key):
+            skipped.append(key)
+            continue
+        for pattern, repl in rules:
+            if pattern.fullmatch(key):
+                new_key = pattern.sub(repl, key)
+                if not isinstance(value, torch.Tensor):
+                    raise ValueError(f"{source}: '{key}' holds a {type(value).__name__}")
+                out[new_key] = _fix_shape(new_key, value)
+                break
+        else:
+            leftover.append(key)
+    if leftover:
+        raise ValueError(
+            f"{source}: keys that do not belong to a DINOv3 ConvNeXt in the {layout} layout: "
+            f"{_few(leftover)}"
+        )
+    check_convnext_keys(out, source)
+    logger.info(
+        f"{source}: {len(out)} ConvNeXt tensors read from the {layout} layout; "
+        f"dropped final norm/classifier {sorted(skipped)}"
+    )
+    return out
+
+
+def check_convnext_keys(state_dict: Mapping[str, Any], source: str = "state dict") -> List[int]:
+    """
+    Check that timm-keyed weights form a complete 4-stage ConvNeXt.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): timm-keyed weights.
+        source (str): name used in error messages.
+
+    Returns:
+        list[int]: the blocks per stage (depths) found.
+    """
+    keys = set(state_dict)
+    depths = []
+    for i in range(4):
+        blocks = {
+            int(m.group(1))
+            for k in keys
+            for m in [re.match(rf"stages\.{i}\.blocks\.(\d+)\.", k)]
+            if m
+        }
+        depths.append(max(blocks) + 1 if blocks else 0)
+    wb = ("weight", "bias")
+    expected = {f"stem.{j}.{p}" for j in (0, 1) for p in wb}
+    for i, depth in enumerate(depths):
+        if i > 0:
+            expected |= {f"stages.{i}.downsample.{j}.{p}" for j in (0, 1) for p in wb}
+        for b in range(depth):
+            expected.add(f"stages.{i}.blocks.{b}.gamma")
+            expected |= {f"stages.{i}.blocks.{b}.{n}.{p}" for n in _BLOCK_PARTS for p in wb}
+    missing = expected - keys
+    if missing or 0 in depths:
+        empty = [i for i, d in enumerate(depths) if d == 0]
+        raise ValueError(
+            f"{source}: incomplete ConvNeXt weights; missing {_few(missing)}"
+            + (f"; no blocks at all in stage(s) {empty}" if empty else "")
+        )
+    extra = keys - expected
+    if extra:
+        raise ValueError(f"{source}: unexpected ConvNeXt keys {_few(extra)}")
+    return depths
+
+
+def read_checkpoint_file(path: str) -> Any:
+    """
+    Read a weight file: ``.safetensors`` with safetensors, anything else (``.pth``, ``.pt``,
+    ``.bin``, ...) with ``torch.load(weights_only=True, map_location="cpu")``.
+
+    Args:
+        path (str): local file path.
+
+    Returns:
+        the loaded object (usually a dict).
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Checkpoint file not found: {path}")
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            return load_file(path, device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(
+            f"Cannot read checkpoint file {path} ({type(e).__name__}: {e}). Expected a torch "
+            "file (.pth/.pt/.bin) loadable with weights_only=True, or a .safetensors file"
+        ) from e
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return (
+        isinstance(obj, Mapping)
+        and len(obj) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
+
+
+def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> Dict[str, torch.Tensor]:
+    """
+    Return the state dict inside a loaded file: the file itself when it maps names to tensors,
+    else the single one of ``obj["model"]`` / ``obj["state_dict"]`` that does.
+
+    Args:
+        obj: what :func:`read_checkpoint_file` returned.
+        source (str): name used in error messages.
+
+    Returns:
+        dict[str, Tensor]
+    """
+    if _is_state_dict(obj):
+        return dict(obj)
+    if isinstance(obj, Mapping):
+        wrapped = [k for k in ("model", "state_dict") if _is_state_dict(obj.get(k))]
+        if len(wrapped) == 1:
+            return dict(obj[wrapped[0]])
+        if len(wrapped) > 1:
+            raise ValueError(
+                f"{source}: ambiguous checkpoint, both 'model' and 'state_dict' hold weights"
+            )
+        found = f"a dict with keys {_few([str(k) for k in obj])}"
+    else:
+        found = f"a {type(obj).__name__}"
+    raise ValueError(
+        f"{source}: expected a state dict (names -> tensors), or a dict holding one under "
+        f"'model' or 'state_dict'; found {found}"
+    )
+
+
+def load_dinov3_file(path: str) -> Dict[str, torch.Tensor]:
+    """
+    Read a DINOv3 ConvNeXt weight file in any released layout as timm-keyed backbone weights.
+
+    Args:
+        path (str): ``.pth``/``.pt``/``.bin``/``.safetensors`` file.
+
+    Returns:
+        dict[str, Tensor]: see :func:`convert_dinov3_state_dict`.
+    """
+    state_dict = unwrap_state_dict(read_checkpoint_file(path), source=path)
+    return convert_dinov3_state_dict(state_dict, source=path)
