@@ -1,0 +1,78 @@
+"""Box delta decoding with the original's two-sided clamp on dw/dh."""
+import math
+from typing import Tuple
+
+import torch
+from detectron2.modeling.box_regression import Box2BoxTransform
+
+__all__ = ["SARBox2BoxTransform"]
+
+# exp(-log(1000/16)) = 0.016: the smallest width/height factor the original decodes to.
+_SCALE_CLAMP = math.log(1000.0 / 16)
+
+
+class SARBox2BoxTransform(Box2BoxTransform):
+    """
+    detectron2's :class:`Box2BoxTransform` with an optional lower clamp on dw/dh.
+
+    The original (MMDetection ``DeltaXYWHBBoxCoder``) clamps dw and dh to
+    ``[-log(1000/16), +log(1000/16)]`` before ``exp``; detectron2 only clamps from above,
+    so a strongly negative dw decodes to a box far thinner than the original's (for a
+    64 px anchor, dw = -6 gives 0.16 px instead of 1.02 px). Encoding (``get_deltas``) is
+    unchanged.
+    """
+
+    def __init__(
+        self,
+        weights: Tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0),
+        scale_clamp: float = _SCALE_CLAMP,
+        two_sided_clamp: bool = True,
+    ):
+        """
+        Args:
+            weights (4-element tuple): scaling factors of (dx, dy, dw, dh), as in detectron2.
+            scale_clamp (float): dw and dh (after dividing by their weights) are clamped to
+                at most this value, and, when ``two_sided_clamp``, to at least its negative.
+            two_sided_clamp (bool): True for the original's ``[-c, c]`` clamp, False for
+                detectron2's upper-only clamp.
+        """
+        super().__init__(weights, scale_clamp=scale_clamp)
+        self.two_sided_clamp = two_sided_clamp
+
+    def apply_deltas(self, deltas, boxes):
+        """
+        Apply ``deltas`` (dx, dy, dw, dh) to ``boxes``.
+
+        Args:
+            deltas (Tensor): (N, k*4) deltas, k >= 1 box transformations per box.
+            boxes (Tensor): (N, 4) boxes in XYXY format.
+
+        Returns:
+            Tensor: (N, k*4) decoded boxes, in fp32.
+        """
+        if not self.two_sided_clamp:
+            return super().apply_deltas(deltas, boxes)
+        deltas = deltas.float()
+        boxes = boxes.to(deltas.dtype)
+        wx, wy, ww, wh = self.weights
+        widths = (boxes[:, 2] - boxes[:, 0])[:, None]
+        heights = (boxes[:, 3] - boxes[:, 1])[:, None]
+        ctr_x = boxes[:, 0, None] + 0.5 * widths
+        ctr_y = boxes[:, 1, None] + 0.5 * heights
+
+        dw = (deltas[:, 2::4] / ww).clamp(min=-self.scale_clamp, max=self.scale_clamp)
+        dh = (deltas[:, 3::4] / wh).clamp(min=-self.scale_clamp, max=self.scale_clamp)
+        new_ctr_x = deltas[:, 0::4] / wx * widths + ctr_x
+        new_ctr_y = deltas[:, 1::4] / wy * heights + ctr_y
+        new_w = torch.exp(dw) * widths
+        new_h = torch.exp(dh) * heights
+        decoded = torch.stack(
+            (
+                new_ctr_x - 0.5 * new_w,
+                new_ctr_y - 0.5 * new_h,
+                new_ctr_x + 0.5 * new_w,
+                new_ctr_y + 0.5 * new_h,
+            ),
+            dim=-1,
+        )
+        return decoded.reshape(deltas.shape)

@@ -1,0 +1,85 @@
+"""FPN and its P6/P7 top block with the original's init and P7 input as switches."""
+import torch.nn.functional as F
+from detectron2.modeling.backbone.fpn import FPN, LastLevelP6P7
+from torch import nn
+
+__all__ = ["SARFPN", "SARLastLevelP6P7"]
+
+_FPN_INITS = ("xavier_uniform", "c2_xavier")
+
+
+class SARLastLevelP6P7(LastLevelP6P7):
+    """
+    RetinaNet's P6/P7 block: P6 = conv(C5 or P5), P7 = conv(P6) or conv(relu(P6)).
+
+    The original (MMDetection FPN, ``add_extra_convs="on_input"``,
+    ``relu_before_extra_convs=False``) feeds P6 to the P7 conv as is; detectron2's
+    :class:`LastLevelP6P7` applies a ReLU first. Parameter names (``p6``, ``p7``) and
+    shapes are detectron2's, so checkpoints load either way.
+    """
+
+    def __init__(self, in_channels, out_channels, in_feature="res5", relu_before_p7=False):
+        """
+        Args:
+            in_channels (int): channels of ``in_feature``.
+            out_channels (int): channels of P6 and P7.
+            in_feature (str): input of the P6 conv, e.g. "res5" (C5, as the original) or "p5".
+            relu_before_p7 (bool): False for the original's P7 = conv(P6), True for
+                detectron2's P7 = conv(relu(P6)).
+        """
+        super().__init__(in_channels, out_channels, in_feature=in_feature)
+        self.relu_before_p7 = relu_before_p7
+
+    def forward(self, x):
+        p6 = self.p6(x)
+        p7 = self.p7(F.relu(p6) if self.relu_before_p7 else p6)
+        return [p6, p7]
+
+
+class SARFPN(FPN):
+    """
+    detectron2's :class:`FPN` whose convs can be initialised as in the original.
+
+    The original initialises every FPN conv (laterals, outputs, P6, P7) with Xavier-uniform
+    (gain 1) and zero bias; detectron2 uses ``c2_xavier_fill`` (Kaiming-uniform, a=1), whose
+    bound differs on the 1x1 lateral convs and on P6. Everything else is detectron2's FPN.
+    """
+
+    def __init__(self, *args, init="xavier_uniform", **kwargs):
+        """
+        Args:
+            args, kwargs: arguments of detectron2's :class:`FPN` (``bottom_up``,
+                ``in_features``, ``out_channels``, ``norm``, ``top_block``, ``fuse_type``).
+            init (str): "xavier_uniform" (the original) re-initialises the lateral, output and
+                top-block convs; "c2_xavier" keeps detectron2's initialisation.
+        """
+        super().__init__(*args, **kwargs)
+        if init not in _FPN_INITS:
+            raise ValueError(f"SARFPN init must be one of {_FPN_INITS}, got {init!r}")
+        self.init = init
+        if init == "xavier_uniform":
+            for module in self.fpn_convs():
+                xavier_uniform_fill(module)
+
+    def fpn_convs(self):
+        """
+        Returns:
+            list[nn.Conv2d]: every conv of the FPN itself (not of ``bottom_up``), laterals
+            and outputs from high to low resolution, then those of the top block.
+        """
+        convs = [*self.lateral_convs[::-1], *self.output_convs[::-1]]
+        if self.top_block is not None:
+            convs += [m for m in self.top_block.modules() if isinstance(m, nn.Conv2d)]
+        return convs
+
+
+def xavier_uniform_fill(module: nn.Module) -> None:
+    """
+    Initialise a conv as the original's FPN does: Xavier-uniform weight (gain 1), zero bias.
+
+    Args:
+        module (nn.Module): a conv layer with ``weight`` and optionally ``bias``.
+    """
+    nn.init.xavier_uniform_(module.weight)
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)

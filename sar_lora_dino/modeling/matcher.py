@@ -1,0 +1,76 @@
+"""Anchor matching with the original's low-quality re-assignment as a switch."""
+import torch
+from detectron2.modeling.matcher import Matcher
+
+__all__ = ["SARMatcher"]
+
+_LOW_QUALITY_ASSIGN = ("last_gt", "argmax")
+
+
+class SARMatcher(Matcher):
+    """
+    detectron2's IoU :class:`Matcher` with the original's low-quality matching available.
+
+    Both first label each anchor by its best IoU over the GT boxes (``thresholds`` and
+    ``labels`` as in detectron2: for [0.4, 0.5] and [0, -1, 1], IoU < 0.4 is negative,
+    0.4 <= IoU < 0.5 ignored, IoU >= 0.5 positive, matched to the argmax GT). Then, with
+    ``allow_low_quality_matches``, every GT's best anchors (all ties) become positive:
+
+    * "last_gt" (the original, MMDetection ``MaxIoUAssigner`` with ``min_pos_iou=0`` and
+      ``gt_max_assign_all=True``): those anchors are re-assigned to that GT, GTs taken in
+      order so a later GT wins, even over another GT's IoU >= 0.5 match. As in the original,
+      this applies to every GT, also one whose best IoU is 0 (a zero-area box): all anchors
+      then become its positives. Data filtering keeps such boxes out of training.
+    * "argmax" (detectron2): those anchors are only labelled positive and keep their
+      argmax GT.
+    """
+
+    def __init__(
+        self, thresholds, labels, allow_low_quality_matches=True, low_quality_assign="last_gt"
+    ):
+        """
+        Args:
+            thresholds (list[float]): IoU thresholds between label levels, as in detectron2.
+            labels (list[int]): label of each level, values in {-1, 0, 1}.
+            allow_low_quality_matches (bool): make every GT's best anchors positive.
+            low_quality_assign (str): "last_gt" (the original) or "argmax" (detectron2);
+                see the class docstring.
+        """
+        super().__init__(list(thresholds), list(labels), allow_low_quality_matches)
+        if low_quality_assign not in _LOW_QUALITY_ASSIGN:
+            raise ValueError(
+                f"SARMatcher low_quality_assign must be one of {_LOW_QUALITY_ASSIGN}, "
+                f"got {low_quality_assign!r}"
+            )
+        self.low_quality_assign = low_quality_assign
+
+    def __call__(self, match_quality_matrix):
+        """
+        Args:
+            match_quality_matrix (Tensor): (M, N) IoU of M GT boxes and N anchors, >= 0.
+
+        Returns:
+            matches (Tensor[int64]): (N,) matched GT index of every anchor.
+            match_labels (Tensor[int8]): (N,) 1 positive, 0 negative, -1 ignored.
+        """
+        use_original = self.allow_low_quality_matches and self.low_quality_assign == "last_gt"
+        if not use_original or match_quality_matrix.numel() == 0:
+            return super().__call__(match_quality_matrix)
+        assert match_quality_matrix.dim() == 2
+
+        matched_vals, matches = match_quality_matrix.max(dim=0)
+        inner = torch.tensor(self.thresholds[1:-1], dtype=matched_vals.dtype)
+        level = torch.bucketize(matched_vals, inner.to(matched_vals.device), right=True)
+        level_labels = torch.tensor(self.labels, dtype=torch.int8, device=matches.device)
+        match_labels = level_labels[level]
+
+        num_gt = match_quality_matrix.size(0)
+        best_per_gt = match_quality_matrix.max(dim=1).values
+        is_best = match_quality_matrix == best_per_gt[:, None]
+        # 1-based index of the last GT for which the anchor is a best anchor, 0 for none.
+        gt_rank = torch.arange(1, num_gt + 1, device=matches.device)[:, None]
+        last_gt = (is_best * gt_rank).max(dim=0).values
+        reassigned = last_gt > 0
+        matches[reassigned] = last_gt[reassigned] - 1
+        match_labels[reassigned] = 1
+        return matches, match_labels

@@ -1,0 +1,130 @@
+"""RetinaNet with the original's loss normaliser and pre-NMS box handling as switches."""
+from typing import List, Tuple
+
+import torch
+from detectron2.layers import batched_nms, cat
+from detectron2.modeling import RetinaNet
+from detectron2.modeling.box_regression import _dense_box_regression_loss
+from detectron2.structures import Boxes
+from detectron2.utils.events import get_event_storage
+from fvcore.nn import sigmoid_focal_loss_jit
+from torch import Tensor
+from torch.nn import functional as F
+
+__all__ = ["SARRetinaNet"]
+
+_LOSS_NORMALIZERS = ("batch", "ema")
+
+
+class SARRetinaNet(RetinaNet):
+    """
+    detectron2's :class:`RetinaNet` that, by default, computes what the original
+    (MMDetection RetinaNet) computes; each difference is a constructor switch.
+
+    * ``loss_normalizer``: "batch" divides both losses by the batch's positive anchor count
+      (summed per image, each image counting at least 1, as MMDetection's ``avg_factor``),
+      with no state, so resuming changes nothing. "ema" is detectron2's moving average
+      (starts at 100, momentum 0.9, not checkpointed).
+    * ``clip_before_nms``: clip decoded boxes to the image before NMS (the original), rather
+      than after it in ``detector_postprocess`` (detectron2).
+    * ``drop_empty_before_nms``: drop boxes with zero width or height before NMS and the
+      ``max_detections_per_image`` cut (the original); detectron2 drops them afterwards and
+      may return fewer detections.
+
+    Parameters and their names are detectron2's: this class adds none.
+    """
+
+    def __init__(
+        self,
+        *,
+        loss_normalizer: str = "batch",
+        clip_before_nms: bool = True,
+        drop_empty_before_nms: bool = True,
+        **kwargs,
+    ):
+        """
+        Args:
+            loss_normalizer (str): "batch" (the original) or "ema" (detectron2).
+            clip_before_nms (bool): True for the original, False for detectron2.
+            drop_empty_before_nms (bool): True for the original, False for detectron2.
+            kwargs: arguments of detectron2's :class:`RetinaNet`.
+        """
+        super().__init__(**kwargs)
+        if loss_normalizer not in _LOSS_NORMALIZERS:
+            raise ValueError(
+                f"SARRetinaNet loss_normalizer must be one of {_LOSS_NORMALIZERS}, "
+                f"got {loss_normalizer!r}"
+            )
+        self.loss_normalizer = loss_normalizer
+        self.clip_before_nms = clip_before_nms
+        self.drop_empty_before_nms = drop_empty_before_nms
+
+    def losses(self, anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes):
+        """
+        Focal and box-regression losses; see :meth:`RetinaNet.losses` for the arguments.
+
+        Returns:
+            dict[str, Tensor]: "loss_cls" and "loss_box_reg", each divided by the batch's
+            positive count ("batch") or detectron2's EMA of it ("ema").
+        """
+        if self.loss_normalizer == "ema":
+            return super().losses(anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes)
+        gt_labels = torch.stack(gt_labels)  # (N, R)
+        valid_mask = gt_labels >= 0
+        pos_mask = valid_mask & (gt_labels != self.num_classes)
+        pos_per_image = pos_mask.sum(dim=1)
+        get_event_storage().put_scalar(
+            "num_pos_anchors", pos_per_image.sum().item() / len(pos_per_image)
+        )
+        normalizer = pos_per_image.clamp(min=1).sum().item()
+
+        # One-hot over K + 1 labels; the last (background) column carries no loss.
+        targets = F.one_hot(gt_labels[valid_mask], num_classes=self.num_classes + 1)[:, :-1]
+        loss_cls = sigmoid_focal_loss_jit(
+            cat(pred_logits, dim=1)[valid_mask],
+            targets.to(pred_logits[0].dtype),
+            alpha=self.focal_loss_alpha,
+            gamma=self.focal_loss_gamma,
+            reduction="sum",
+        )
+        loss_box_reg = _dense_box_regression_loss(
+            anchors,
+            self.box2box_transform,
+            pred_anchor_deltas,
+            gt_boxes,
+            pos_mask,
+            box_reg_loss_type=self.box_reg_loss_type,
+            smooth_l1_beta=self.smooth_l1_beta,
+        )
+        return {"loss_cls": loss_cls / normalizer, "loss_box_reg": loss_box_reg / normalizer}
+
+    def inference_single_image(
+        self,
+        anchors: List[Boxes],
+        box_cls: List[Tensor],
+        box_delta: List[Tensor],
+        image_size: Tuple[int, int],
+    ):
+        """
+        Decode, optionally clip and drop empty boxes, then per-class NMS; see
+        :meth:`RetinaNet.inference_single_image` for the arguments.
+
+        Returns:
+            Instances: at most ``max_detections_per_image`` detections of this image.
+        """
+        pred = self._decode_multi_level_predictions(
+            anchors,
+            box_cls,
+            box_delta,
+            self.test_score_thresh,
+            self.test_topk_candidates,
+            image_size,
+        )
+        if self.clip_before_nms:
+            pred.pred_boxes.clip(image_size)
+        if self.drop_empty_before_nms:
+            pred = pred[pred.pred_boxes.nonempty()]
+        keep = batched_nms(
+            pred.pred_boxes.tensor, pred.scores, pred.pred_classes, self.test_nms_thresh
+        )
+        return pred[keep[: self.max_detections_per_image]]

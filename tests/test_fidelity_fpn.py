@@ -1,0 +1,61 @@
+"""Items 1 and 8 of the fidelity list: P7 without ReLU, Xavier-uniform FPN init."""
+import math
+
+import pytest
+import torch
+
+from _fidelity_models import TinyBottomUp
+from sar_lora_dino.modeling.fpn import SARFPN, SARLastLevelP6P7
+
+
+def test_p7_is_conv_of_p6_without_relu():
+    torch.manual_seed(0)
+    block = SARLastLevelP6P7(8, 16, in_feature="res5")
+    c5 = torch.randn(1, 8, 9, 7)
+    p6, p7 = block(c5)
+    assert (p6 < 0).any()  # otherwise the ReLU would be a no-op and prove nothing
+    torch.testing.assert_close(p7, block.p7(p6), rtol=0, atol=0)
+    assert not torch.allclose(p7, block.p7(torch.relu(p6)))
+
+    block.relu_before_p7 = True  # detectron2's behaviour
+    torch.testing.assert_close(block(c5)[1], block.p7(torch.relu(p6)), rtol=0, atol=0)
+
+
+def _build_fpn(init):
+    torch.manual_seed(0)
+    # 8 -> 64 channels makes the two inits' bounds clearly different on laterals and P6.
+    return SARFPN(
+        bottom_up=TinyBottomUp(channels=8),
+        in_features=["res3", "res4", "res5"],
+        out_channels=64,
+        top_block=SARLastLevelP6P7(8, 64, in_feature="res5"),
+        init=init,
+    )
+
+
+def _xavier_bound(conv):
+    fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+    return math.sqrt(6.0 / (fan_in + fan_out))
+
+
+def test_fpn_convs_are_xavier_uniform():
+    fpn = _build_fpn("xavier_uniform")
+    convs = fpn.fpn_convs()
+    assert len(convs) == 3 + 3 + 2  # laterals, outputs, P6, P7
+    for conv in convs:
+        bound = _xavier_bound(conv)
+        w = conv.weight.detach().abs()
+        assert w.max() <= bound and w.max() > 0.9 * bound
+        assert torch.count_nonzero(conv.bias) == 0
+    # the backbone is left alone
+    assert fpn.bottom_up.c3.weight.abs().max() > 0
+
+
+def test_fpn_c2_xavier_keeps_detectron2_init():
+    fpn = _build_fpn("c2_xavier")
+    lateral, p6 = fpn.fpn_lateral3, fpn.top_block.p6
+    for conv in (lateral, p6):  # c2_xavier_fill's bound sqrt(3 / fan_in) exceeds Xavier's here
+        assert conv.weight.abs().max() > _xavier_bound(conv)
+    with pytest.raises(ValueError, match="init"):
+        _build_fpn("kaiming")
