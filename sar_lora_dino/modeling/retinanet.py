@@ -55,7 +55,8 @@ class SARRetinaNet(RetinaNet):
                 f"SARRetinaNet loss_normalizer must be one of {_LOSS_NORMALIZERS}, "
                 f"got {loss_normalizer!r}"
             )
-        self.loss_normalizer = loss_normalizer
+        # Not `self.loss_normalizer`: detectron2 keeps its EMA value under that name.
+        self.loss_normalizer_mode = loss_normalizer
         self.clip_before_nms = clip_before_nms
         self.drop_empty_before_nms = drop_empty_before_nms
 
@@ -67,7 +68,7 @@ class SARRetinaNet(RetinaNet):
             dict[str, Tensor]: "loss_cls" and "loss_box_reg", each divided by the batch's
             positive count ("batch") or detectron2's EMA of it ("ema").
         """
-        if self.loss_normalizer == "ema":
+        if self.loss_normalizer_mode == "ema":
             return super().losses(anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes)
         gt_labels = torch.stack(gt_labels)  # (N, R)
         valid_mask = gt_labels >= 0
