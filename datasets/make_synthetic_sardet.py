@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Write a synthetic SAR detection set in the SARDet-100K layout, and a contact sheet of it."""
+
 import argparse
 import os
 import sys
@@ -21,16 +22,26 @@ def main(argv=None):
     parser.add_argument("--max-objects", type=int, default=4)
     parser.add_argument("--looks", type=float, default=4.0, help="speckle looks (lower: noisier)")
     parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--contact-sheet", default=None,
-                        help="PNG of a few training images with boxes (default: <out>/contact_sheet.png;"
-                        " 'none' to skip)")
+    parser.add_argument(
+        "--contact-sheet",
+        default=None,
+        help="PNG of a few training images with boxes (default: <out>/contact_sheet.png;"
+        " 'none' to skip)",
+    )
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
     summary = make_synthetic_sardet(
-        args.out, num_train=args.num_train, num_val=args.num_val, num_test=args.num_test,
-        seed=args.seed, sizes=tuple(args.sizes), formats=tuple(args.formats),
-        max_objects=args.max_objects, looks=args.looks, overwrite=args.overwrite,
+        args.out,
+        num_train=args.num_train,
+        num_val=args.num_val,
+        num_test=args.num_test,
+        seed=args.seed,
+        sizes=tuple(args.sizes),
+        formats=tuple(args.formats),
+        max_objects=args.max_objects,
+        looks=args.looks,
+        overwrite=args.overwrite,
     )
     print(f"Wrote {args.out} in {time.perf_counter() - start:.1f} s: {summary}")
     sheet = args.contact_sheet or os.path.join(args.out, "contact_sheet.png")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Check a downloaded SARDet-100K copy, or write a smaller copy of it for smoke runs."""
+
 import argparse
 import json
 import os
@@ -16,18 +17,29 @@ from sar_lora_dino.data.sardet import get_sardet100k_root
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--root", default=get_sardet100k_root(),
-                        help="dataset root (default: $SARDET100K_ROOT, "
-                        "$DETECTRON2_DATASETS/SARDet_100K or datasets/SARDet_100K)")
+    parser.add_argument(
+        "--root",
+        default=get_sardet100k_root(),
+        help="dataset root (default: $SARDET100K_ROOT, "
+        "$DETECTRON2_DATASETS/SARDet_100K or datasets/SARDet_100K)",
+    )
     parser.add_argument("--splits", nargs="+", default=["train", "val", "test"])
-    parser.add_argument("--no-expected-counts", action="store_true",
-                        help="do not compare with the published counts (subsets, synthetic sets)")
-    parser.add_argument("--quick", action="store_true",
-                        help="read image headers only (misses truncated files)")
+    parser.add_argument(
+        "--no-expected-counts",
+        action="store_true",
+        help="do not compare with the published counts (subsets, synthetic sets)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="read image headers only (misses truncated files)"
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", help="also write the full report to this JSON file")
-    parser.add_argument("--subset", type=int, metavar="N",
-                        help="instead of checking, copy N train images and N//5 val images")
+    parser.add_argument(
+        "--subset",
+        type=int,
+        metavar="N",
+        help="instead of checking, copy N train images and N//5 val images",
+    )
     parser.add_argument("--out", help="where --subset writes (default: <root>_subset<N>)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -41,8 +53,9 @@ def main(argv=None):
         return 0
 
     expected = None if args.no_expected_counts else PUBLISHED_COUNTS
-    report = check_sardet_root(args.root, args.splits, expected=expected,
-                               full_decode=not args.quick, workers=args.workers)
+    report = check_sardet_root(
+        args.root, args.splits, expected=expected, full_decode=not args.quick, workers=args.workers
+    )
     print(format_report(report))
     if args.json:
         with open(args.json, "w") as f:

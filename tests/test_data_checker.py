@@ -1,4 +1,5 @@
 """datasets/prepare_sardet100k.py: report and exit code on a good and a damaged copy; subsets."""
+
 import importlib.util
 import json
 import os

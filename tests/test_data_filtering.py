@@ -1,10 +1,11 @@
 """Training-set filtering: the original MMDetection rules versus detectron2's."""
+
 import uuid
 
 import pytest
-
 from detectron2.config import LazyCall as L
 from detectron2.config import instantiate
+
 from sar_lora_dino.data import get_sardet_train_dicts, make_synthetic_sardet, register_sardet100k
 from sar_lora_dino.data.quirks import inject_sardet_quirks
 

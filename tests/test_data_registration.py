@@ -1,4 +1,5 @@
 """SARDet-100K registration on a synthetic root carrying the real release's quirks."""
+
 import json
 import logging
 import os
@@ -7,9 +8,9 @@ import uuid
 
 import pytest
 import torch
+from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 
 import sar_lora_dino  # noqa: F401  (registers the default splits)
-from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 from sar_lora_dino.data import (
     get_sardet100k_root,
     load_sardet_json,
@@ -117,8 +118,11 @@ def test_missing_image_fails_before_training(quirky, tmp_path):
     lost = _json(root, "train")["images"][2]["file_name"]
     os.remove(os.path.join(root, "JPEGImages", "train", lost))
     with pytest.raises(FileNotFoundError) as e:
-        load_sardet_json(os.path.join(root, "Annotations", "train.json"),
-                         os.path.join(root, "JPEGImages", "train"), "reg_copy_train")
+        load_sardet_json(
+            os.path.join(root, "Annotations", "train.json"),
+            os.path.join(root, "JPEGImages", "train"),
+            "reg_copy_train",
+        )
     assert os.path.join(root, "JPEGImages", "train", lost) in str(e.value)
     assert "reg_copy_train" in str(e.value)
 

@@ -1,4 +1,5 @@
 """The synthetic SAR set: SARDet-100K layout and JSON shape, determinism, atomic writes."""
+
 import hashlib
 import json
 import os
@@ -30,7 +31,10 @@ def root(tmp_path_factory):
 
 def test_layout_and_json_shape(root):
     assert sorted(os.listdir(os.path.join(root, "Annotations"))) == [
-        "test.json", "train.json", "val.json"]
+        "test.json",
+        "train.json",
+        "val.json",
+    ]
     names_seen = set()
     for split, n in (("train", 12), ("val", 4), ("test", 3)):
         with open(os.path.join(root, "Annotations", f"{split}.json")) as f:
@@ -47,8 +51,16 @@ def test_layout_and_json_shape(root):
                 assert pil.mode == "L" and pil.size == (im["width"], im["height"])
             assert im["width"] in (256, 512, 800)
         for a in data["annotations"]:
-            assert set(a) == {"id", "image_id", "category_id", "bbox", "area", "iscrowd",
-                              "ignore", "segmentation"}
+            assert set(a) == {
+                "id",
+                "image_id",
+                "category_id",
+                "bbox",
+                "area",
+                "iscrowd",
+                "ignore",
+                "segmentation",
+            }
             assert 0 <= a["category_id"] < 6 and a["segmentation"] == []
             x, y, w, h = a["bbox"]
             assert w > 1 and h > 1 and x >= 0 and y >= 0

@@ -1,13 +1,12 @@
 """A quirky SARDet-style root through one detectron2 training step and a COCOEvaluator run."""
+
 import json
 import os
 import uuid
 
+import detectron2.data.transforms as T
 import pytest
 import torch
-from torch import nn
-
-import detectron2.data.transforms as T
 from detectron2.data import (
     DatasetCatalog,
     DatasetMapper,
@@ -23,6 +22,8 @@ from detectron2.modeling.matcher import Matcher
 from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 from detectron2.structures import Boxes, BoxMode, Instances
 from detectron2.utils.events import EventStorage
+from torch import nn
+
 from sar_lora_dino.data import (
     SARDetCOCOEvaluator,
     get_sardet_train_dicts,
@@ -38,8 +39,12 @@ class _TinyBackbone(Backbone):
     def __init__(self):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(),
-            nn.Conv2d(16, 16, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(3, 8, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(16, 16, 3, 2, 1),
+            nn.ReLU(),
         )
 
     def forward(self, x):
@@ -53,11 +58,13 @@ def _tiny_retinanet():
     torch.manual_seed(0)
     return RetinaNet(
         backbone=_TinyBackbone(),
-        head=RetinaNetHead(input_shape=[ShapeSpec(channels=16)], num_classes=6, num_anchors=9,
-                           conv_dims=[16]),
+        head=RetinaNetHead(
+            input_shape=[ShapeSpec(channels=16)], num_classes=6, num_anchors=9, conv_dims=[16]
+        ),
         head_in_features=["p3"],
-        anchor_generator=DefaultAnchorGenerator(sizes=[[16, 20, 25]], aspect_ratios=[0.5, 1, 2],
-                                                strides=[8]),
+        anchor_generator=DefaultAnchorGenerator(
+            sizes=[[16, 20, 25]], aspect_ratios=[0.5, 1, 2], strides=[8]
+        ),
         box2box_transform=Box2BoxTransform(weights=(1.0, 1.0, 1.0, 1.0)),
         anchor_matcher=Matcher([0.4, 0.5], [0, -1, 1], allow_low_quality_matches=True),
         num_classes=6,

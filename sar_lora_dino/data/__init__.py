@@ -1,4 +1,5 @@
 """SARDet-100K registration, filtering, synthetic data and checks."""
+
 from .evaluator import SARDetCOCOEvaluator
 from .filtering import get_sardet_train_dicts
 from .sardet import (
@@ -9,7 +10,15 @@ from .sardet import (
 )
 from .synthetic import make_synthetic_sardet
 
+__all__ = [
+    "SARDET100K_CATEGORIES",
+    "SARDetCOCOEvaluator",
+    "get_sardet100k_root",
+    "get_sardet_train_dicts",
+    "load_sardet_json",
+    "make_synthetic_sardet",
+    "register_sardet100k",
+]
+
 # Register sardet100k_{train,val,test} under the default root; no file is read here.
 register_sardet100k()
-
-__all__ = [k for k in globals().keys() if not k.startswith("_")]

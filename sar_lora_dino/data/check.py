@@ -1,4 +1,5 @@
 """Checks a downloaded SARDet-100K root against the published counts, and writes subsets."""
+
 import collections
 import json
 import os
@@ -71,7 +72,9 @@ def _check_split(root, split, full_decode, workers, progress):
     result.update(
         images=len(images),
         boxes=len(anns),
-        per_class={_CLASSES[c] if c in range(6) else str(c): n for c, n in sorted(per_class.items())},
+        per_class={
+            _CLASSES[c] if c in range(6) else str(c): n for c, n in sorted(per_class.items())
+        },
         images_without_boxes=sum(1 for img in images if boxes_per_image[img["id"]] == 0),
         no_area_boxes=no_area,
         border_boxes=border,
@@ -102,15 +105,25 @@ def _check_split(root, split, full_decode, workers, progress):
             bad["size mismatch"].append(
                 f"{path}: {size[0]}x{size[1]} on disk, {img['width']}x{img['height']} in JSON"
             )
-    result.update(size_histogram=dict(size_hist.most_common()), modes=dict(modes),
-                  formats=dict(formats), bad_images={k: v for k, v in bad.items()})
+    result.update(
+        size_histogram=dict(size_hist.most_common()),
+        modes=dict(modes),
+        formats=dict(formats),
+        bad_images={k: v for k, v in bad.items()},
+    )
     for kind, items in bad.items():
         result["problems"].append(f"{len(items)} {kind} image(s), e.g. {items[0]}")
     return result
 
 
-def check_sardet_root(root, splits=("train", "val", "test"), expected=PUBLISHED_COUNTS,
-                      full_decode=True, workers=1, progress=True):
+def check_sardet_root(
+    root,
+    splits=("train", "val", "test"),
+    expected=PUBLISHED_COUNTS,
+    full_decode=True,
+    workers=1,
+    progress=True,
+):
     """
     Check a root in the SARDet-100K layout: JSON files, image files, counts.
 
@@ -157,11 +170,17 @@ def format_report(report):
         if "images" not in r:
             lines.append(f"[{split}] not checked")
             continue
-        lines.append(f"[{split}] {r['images']} images, {r['boxes']} boxes; "
-                     f"{r['images_without_boxes']} images without boxes")
-        lines.append("  boxes per class: " + ", ".join(f"{k} {v}" for k, v in r["per_class"].items()))
-        lines.append(f"  boxes with no area {r['no_area_boxes']}, over the border "
-                     f"{r['border_boxes']}, ignore {r['ignore_boxes']}, iscrowd {r['crowd_boxes']}")
+        lines.append(
+            f"[{split}] {r['images']} images, {r['boxes']} boxes; "
+            f"{r['images_without_boxes']} images without boxes"
+        )
+        lines.append(
+            "  boxes per class: " + ", ".join(f"{k} {v}" for k, v in r["per_class"].items())
+        )
+        lines.append(
+            f"  boxes with no area {r['no_area_boxes']}, over the border "
+            f"{r['border_boxes']}, ignore {r['ignore_boxes']}, iscrowd {r['crowd_boxes']}"
+        )
         if "size_histogram" in r:
             top = list(r["size_histogram"].items())
             shown = ", ".join(f"{k}: {v}" for k, v in top[:10])
@@ -205,8 +224,11 @@ def write_subset(root, output, num_images, splits=("train", "val"), seed=0):
             with open(os.path.join(root, "Annotations", f"{split}.json")) as f:
                 data = json.load(f)
             src_dir = os.path.join(root, "JPEGImages", split)
-            present = [im for im in data["images"]
-                       if os.path.isfile(os.path.join(src_dir, im["file_name"]))]
+            present = [
+                im
+                for im in data["images"]
+                if os.path.isfile(os.path.join(src_dir, im["file_name"]))
+            ]
             picked = random.Random(seed).sample(present, min(n, len(present)))
             picked.sort(key=lambda im: im["id"])
             ids = {im["id"] for im in picked}

@@ -1,10 +1,10 @@
 """COCO evaluation of SARDet-100K-style JSON files (0-based ids, no info/licenses)."""
+
 import contextlib
 import io
 import logging
 
-from detectron2.evaluation import COCOEvaluator
-from detectron2.evaluation import fast_eval_api
+from detectron2.evaluation import COCOEvaluator, fast_eval_api
 
 __all__ = ["SARDetCOCOEvaluator"]
 

@@ -1,4 +1,5 @@
 """Training-set filtering of SARDet-100K records, as in the original or as in detectron2."""
+
 import itertools
 import logging
 

@@ -1,4 +1,5 @@
 """Reproduce the quirks of the real SARDet-100K files on a synthetic root (for tests)."""
+
 import json
 import os
 
@@ -36,8 +37,16 @@ def inject_sardet_quirks(root, split, missing_image=False, zero_annotation_id=Fa
 
     def add(image_id, bbox, **extra):
         nonlocal next_id
-        ann = {"id": next_id, "image_id": image_id, "category_id": 0, "bbox": bbox,
-               "area": bbox[2] * bbox[3], "iscrowd": 0, "ignore": 0, "segmentation": []}
+        ann = {
+            "id": next_id,
+            "image_id": image_id,
+            "category_id": 0,
+            "bbox": bbox,
+            "area": bbox[2] * bbox[3],
+            "iscrowd": 0,
+            "ignore": 0,
+            "segmentation": [],
+        }
         ann.update(extra)
         anns.append(ann)
         next_id += 1
@@ -60,8 +69,14 @@ def inject_sardet_quirks(root, split, missing_image=False, zero_annotation_id=Fa
     if zero_annotation_id:
         for i, a in enumerate(anns):
             a["id"] = i
-    quirks = {"zero_area": zero_area, "border": border, "no_box": no_box,
-              "all_ignored": all_ignored, "crowd": crowd, "tiny": tiny}
+    quirks = {
+        "zero_area": zero_area,
+        "border": border,
+        "no_box": no_box,
+        "all_ignored": all_ignored,
+        "crowd": crowd,
+        "tiny": tiny,
+    }
     if missing_image:
         path = os.path.join(root, "JPEGImages", split, images[-2]["file_name"])
         os.remove(path)

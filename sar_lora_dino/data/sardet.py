@@ -1,4 +1,5 @@
 """Registration of the SARDet-100K splits (and any root in the same layout) with detectron2."""
+
 import json
 import logging
 import os
@@ -51,7 +52,9 @@ def get_sardet100k_root():
     root = os.environ.get("SARDET100K_ROOT")
     if root:
         return os.path.expanduser(root)
-    return os.path.join(os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")), "SARDet_100K")
+    return os.path.join(
+        os.path.expanduser(os.getenv("DETECTRON2_DATASETS", "datasets")), "SARDet_100K"
+    )
 
 
 def _missing_root_error(root, what):

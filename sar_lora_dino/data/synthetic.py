@@ -1,4 +1,5 @@
 """A synthetic SAR detection set written in exactly the SARDet-100K layout and JSON shape."""
+
 import json
 import math
 import os
@@ -33,8 +34,12 @@ def _fill(canvas, polygon, value):
 
 def _rect(length, width):
     return np.array(
-        [[-length / 2, -width / 2], [length / 2, -width / 2], [length / 2, width / 2],
-         [-length / 2, width / 2]]
+        [
+            [-length / 2, -width / 2],
+            [length / 2, -width / 2],
+            [length / 2, width / 2],
+            [-length / 2, width / 2],
+        ]
     )
 
 
@@ -52,20 +57,39 @@ def _scatterers(canvas, rng, points, value):
 def _ship(canvas, rng, k, center, angle):
     length, width = rng.uniform(26, 64) * k, rng.uniform(7, 13) * k
     hull = _rotate(
-        [[-length / 2, -width / 2], [length / 3, -width / 2], [length / 2, 0],
-         [length / 3, width / 2], [-length / 2, width / 2]],
+        [
+            [-length / 2, -width / 2],
+            [length / 3, -width / 2],
+            [length / 2, 0],
+            [length / 3, width / 2],
+            [-length / 2, width / 2],
+        ],
         angle,
         center,
     )
     # Wake: a dark turbulent trail astern and two faint Kelvin arms at +-19.5 degrees.
     stern = _rotate([[-length / 2, 0]], angle, center)[0]
     tail = _rotate([[-1.6 * length, 0]], angle, center)[0]
-    cv2.line(canvas, tuple(np.round(stern * 4).astype(int)), tuple(np.round(tail * 4).astype(int)),
-             0.002, max(1, int(width / 2)), cv2.LINE_AA, 2)
+    cv2.line(
+        canvas,
+        tuple(np.round(stern * 4).astype(int)),
+        tuple(np.round(tail * 4).astype(int)),
+        0.002,
+        max(1, int(width / 2)),
+        cv2.LINE_AA,
+        2,
+    )
     for sign in (-1, 1):
         arm = _rotate([[-1.5 * length, sign * 1.5 * length * math.tan(0.34)]], angle, center)[0]
-        cv2.line(canvas, tuple(np.round(stern * 4).astype(int)), tuple(np.round(arm * 4).astype(int)),
-                 0.08, max(1, int(k)), cv2.LINE_AA, 2)
+        cv2.line(
+            canvas,
+            tuple(np.round(stern * 4).astype(int)),
+            tuple(np.round(arm * 4).astype(int)),
+            0.08,
+            max(1, int(k)),
+            cv2.LINE_AA,
+            2,
+        )
     value = rng.uniform(*_TARGET)
     _fill(canvas, hull, value)
     axis = _rotate([[t * length / 2, 0] for t in rng.uniform(-0.8, 0.8, 5)], angle, center)
@@ -83,8 +107,9 @@ def _aircraft(canvas, rng, k, center, angle):
     parts = [_rotate(p, angle, center) for p in (body, wings, tail)]
     for p in parts:
         _fill(canvas, p, value * rng.uniform(0.6, 1.0))
-    tips = _rotate([[length / 2, 0], [length * 0.08, span / 2], [length * 0.08, -span / 2]],
-                   angle, center)
+    tips = _rotate(
+        [[length / 2, 0], [length * 0.08, span / 2], [length * 0.08, -span / 2]], angle, center
+    )
     _scatterers(canvas, rng, tips, value)
     return np.concatenate(parts)
 
@@ -107,10 +132,21 @@ def _tank(canvas, rng, k, center, angle):
     cv2.circle(canvas, c4, int(radius * 4), value, max(1, int(2 * k)), cv2.LINE_AA, 2)
     # The near rim returns strongest (layover): a bright arc facing the sensor.
     start = math.degrees(angle)
-    cv2.ellipse(canvas, c4, (int(radius * 4), int(radius * 4)), start, 0, 120, value * 2.0,
-                max(2, int(3 * k)), cv2.LINE_AA, 2)
-    return np.array([[center[0] - radius, center[1] - radius],
-                     [center[0] + radius, center[1] + radius]])
+    cv2.ellipse(
+        canvas,
+        c4,
+        (int(radius * 4), int(radius * 4)),
+        start,
+        0,
+        120,
+        value * 2.0,
+        max(2, int(3 * k)),
+        cv2.LINE_AA,
+        2,
+    )
+    return np.array(
+        [[center[0] - radius, center[1] - radius], [center[0] + radius, center[1] + radius]]
+    )
 
 
 def _bridge(canvas, rng, k, center, angle):
@@ -122,8 +158,11 @@ def _bridge(canvas, rng, k, center, angle):
     deck = _rotate(_rect(length, width), angle, center)
     value = rng.uniform(*_TARGET)
     _fill(canvas, deck, value)
-    edges = _rotate([[t * length / 2, s * width / 2] for t in np.linspace(-0.9, 0.9, 7)
-                     for s in (-1, 1)], angle, center)
+    edges = _rotate(
+        [[t * length / 2, s * width / 2] for t in np.linspace(-0.9, 0.9, 7) for s in (-1, 1)],
+        angle,
+        center,
+    )
     _scatterers(canvas, rng, edges, value * 0.6)
     return deck
 
@@ -194,15 +233,35 @@ def render_sar_image(rng, size, num_objects, looks=4.0):
         pts = _DRAW[cls](canvas, rng, k, center, rng.uniform(0, 2 * math.pi))
         x0, y0 = np.clip(pts.min(axis=0), 0, size)
         x1, y1 = np.clip(pts.max(axis=0), 0, size)
-        objects.append((cls, [round(float(x0), 2), round(float(y0), 2),
-                              round(float(x1 - x0), 2), round(float(y1 - y0), 2)]))
+        objects.append(
+            (
+                cls,
+                [
+                    round(float(x0), 2),
+                    round(float(y0), 2),
+                    round(float(x1 - x0), 2),
+                    round(float(y1 - y0), 2),
+                ],
+            )
+        )
     speckle = rng.gamma(looks, 1.0 / looks, canvas.shape).astype(np.float32)
     amplitude = np.sqrt(np.clip(canvas, 0, None) * speckle)
     return np.clip(amplitude * 255.0, 0, 255).astype(np.uint8), objects
 
 
-def _write_split(root, split, num_images, first_index, seed, split_index, sizes, formats,
-                 max_objects, empty_fraction, looks):
+def _write_split(
+    root,
+    split,
+    num_images,
+    first_index,
+    seed,
+    split_index,
+    sizes,
+    formats,
+    max_objects,
+    empty_fraction,
+    looks,
+):
     image_dir = os.path.join(root, "JPEGImages", split)
     os.makedirs(image_dir)
     images, annotations = [], []
@@ -290,8 +349,19 @@ def make_synthetic_sardet(
         counts = {"train": num_train, "val": num_val, "test": num_test}
         for split_index, (split, n) in enumerate(counts.items()):
             if n > 0:
-                summary[split] = _write_split(tmp, split, n, first, seed, split_index, sizes,
-                                              formats, max_objects, empty_fraction, looks)
+                summary[split] = _write_split(
+                    tmp,
+                    split,
+                    n,
+                    first,
+                    seed,
+                    split_index,
+                    sizes,
+                    formats,
+                    max_objects,
+                    empty_fraction,
+                    looks,
+                )
                 first += n
         if os.path.exists(root):
             old = tempfile.mkdtemp(prefix=".old-" + os.path.basename(root) + "-", dir=parent)

@@ -1,10 +1,10 @@
 """A contact sheet: a grid of dataset images with their boxes, for a person to look at."""
-import numpy as np
-from PIL import Image
 
+import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.detection_utils import read_image
 from detectron2.utils.visualizer import ColorMode, Visualizer
+from PIL import Image
 
 __all__ = ["draw_contact_sheet"]
 
