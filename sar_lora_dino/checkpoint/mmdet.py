@@ -1,0 +1,287 @@
+"""Key mapping between the original's MMDetection RetinaNet checkpoints and our model."""
+import os
+import pickle
+import re
+import tempfile
+from typing import Dict, List, Tuple
+
+import torch
+
+__all__ = [
+    "is_mmdet_state_dict",
+    "convert_mmdet_state_dict",
+    "convert_d2_state_dict_to_mmdet",
+    "anchor_permutation",
+    "convert_mmdet_checkpoint",
+]
+
+_MMDET_BACKBONE = "backbone.backbone."
+_D2_BACKBONE = "backbone.bottom_up."
+_MMDET_MARKERS = ("bbox_head.", "neck.lateral_convs.", "neck.fpn_convs.", _MMDET_BACKBONE)
+
+
+def _neck_head_rules(first_fpn_stage: int) -> List[Tuple[str, str]]:
+    """(MMDetection regex, detectron2 name) pairs for the FPN and the RetinaNet head."""
+    s = first_fpn_stage
+    return [
+        (r"neck\.lateral_convs\.(\d+)\.conv\.", lambda i: f"backbone.fpn_lateral{s + i}."),
+        (r"neck\.fpn_convs\.([0-2])\.conv\.", lambda i: f"backbone.fpn_output{s + i}."),
+        (r"neck\.fpn_convs\.(3)\.conv\.", lambda i: "backbone.top_block.p6."),
+        (r"neck\.fpn_convs\.(4)\.conv\.", lambda i: "backbone.top_block.p7."),
+        (r"bbox_head\.cls_convs\.(\d+)\.conv\.", lambda i: f"head.cls_subnet.{2 * i}."),
+        (r"bbox_head\.reg_convs\.(\d+)\.conv\.", lambda i: f"head.bbox_subnet.{2 * i}."),
+    ]
+
+
+def _d2_rules(first_fpn_stage: int) -> List[Tuple[str, str]]:
+    """The inverse of :func:`_neck_head_rules`."""
+    s = first_fpn_stage
+    return [
+        (r"backbone\.fpn_lateral(\d+)\.", lambda i: f"neck.lateral_convs.{i - s}.conv."),
+        (r"backbone\.fpn_output(\d+)\.", lambda i: f"neck.fpn_convs.{i - s}.conv."),
+        (r"backbone\.top_block\.p(6)\.", lambda i: "neck.fpn_convs.3.conv."),
+        (r"backbone\.top_block\.p(7)\.", lambda i: "neck.fpn_convs.4.conv."),
+        (r"head\.cls_subnet\.(\d+)\.", lambda i: f"bbox_head.cls_convs.{i // 2}.conv."),
+        (r"head\.bbox_subnet\.(\d+)\.", lambda i: f"bbox_head.reg_convs.{i // 2}.conv."),
+    ]
+
+
+def _unwrap(state_dict: Dict) -> Dict:
+    """Accept an MMEngine checkpoint (``{"meta", "state_dict", ...}``) or its state dict."""
+    inner = state_dict.get("state_dict") if isinstance(state_dict, dict) else None
+    return inner if isinstance(inner, dict) else state_dict
+
+
+def is_mmdet_state_dict(state_dict: Dict) -> bool:
+    """
+    Args:
+        state_dict (dict): a state dict or a whole MMEngine checkpoint.
+
+    Returns:
+        bool: whether its keys use the original's MMDetection RetinaNet names
+        (``backbone.backbone.*``, ``neck.*_convs.*``, ``bbox_head.*``).
+    """
+    return any(
+        isinstance(k, str) and k.startswith(_MMDET_MARKERS) for k in _unwrap(state_dict).keys()
+    )
+
+
+def anchor_permutation(num_ratios: int = 3, num_scales: int = 3) -> List[int]:
+    """
+    Index map from detectron2's anchor order in a cell to MMDetection's.
+
+    MMDetection's ``AnchorGenerator`` (``scale_major=True``) numbers a cell's anchors
+    ratio-major (``ratio * num_scales + scale``); detectron2's ``DefaultAnchorGenerator``
+    size-major (``size * num_ratios + ratio``). Both list ratios (h/w) and sizes ascending.
+
+    Args:
+        num_ratios (int): aspect ratios per cell.
+        num_scales (int): sizes (octave scales) per cell.
+
+    Returns:
+        list[int]: ``perm`` such that detectron2 anchor ``d`` is MMDetection anchor ``perm[d]``.
+        For a square grid (3 x 3) it is a transpose, hence its own inverse.
+    """
+    return [(d % num_ratios) * num_scales + d // num_ratios for d in range(num_ratios * num_scales)]
+
+
+def _reorder_anchors(tensor: torch.Tensor, perm: List[int]) -> torch.Tensor:
+    """Reorder the (anchor, value) blocks of dim 0 of a head output conv's weight or bias."""
+    per_anchor = tensor.shape[0] // len(perm)
+    if per_anchor * len(perm) != tensor.shape[0]:
+        raise ValueError(
+            f"head output has {tensor.shape[0]} channels, not a multiple of {len(perm)} anchors"
+        )
+    blocks = tensor.reshape(len(perm), per_anchor, *tensor.shape[1:])
+    return blocks[perm].reshape(tensor.shape).contiguous()
+
+
+def _orient_lora(name: str, a: torch.Tensor, b: torch.Tensor, base: torch.Tensor):
+    """Return (lora_A as r x in, lora_B as out x r); transposes (in x r) / (r x out) forms."""
+    out_f, in_f = base.shape
+    if a.dim() == 2 and a.shape[1] != in_f and a.shape[0] == in_f:
+        a = a.t()
+    if b.dim() == 2 and b.shape[0] != out_f and b.shape[1] == out_f:
+        b = b.t()
+    r = a.shape[0]
+    if a.shape != (r, in_f) or b.shape != (out_f, r):
+        raise ValueError(
+            f"{name}: LoRA shapes {tuple(a.shape)} / {tuple(b.shape)} do not fit a base Linear "
+            f"of shape {tuple(base.shape)}; expected lora_A (r x {in_f}) and lora_B ({out_f} x r)"
+        )
+    return a.contiguous(), b.contiguous()
+
+
+def _backbone_key(rest: str) -> str:
+    """timm key of an MMDetection backbone key (without ``backbone.backbone.``)."""
+    # timm's features_only wrapper flattens "stem.0" / "stages.1" into "stem_0" / "stages_1".
+    rest = re.sub(r"^(stem|stages)_(\d+)\.", r"\1.\2.", rest)
+    return rest.replace(".base.", ".")
+
+
+def convert_mmdet_state_dict(
+    state_dict: Dict, num_anchor_ratios: int = 3, num_anchor_scales: int = 3, first_fpn_stage=3
+) -> Dict[str, torch.Tensor]:
+    """
+    Map the original's MMDetection RetinaNet state dict to our detectron2 names.
+
+    * backbone ``backbone.backbone.<timm key>`` -> ``backbone.bottom_up.<timm key>``; the
+      original's LoRA wrapper keeps the base Linear under ``.base.``: ``mlp.fc1.base.weight``
+      -> ``mlp.fc1.weight``. Its ``lora_A``/``lora_B`` may be tensors or ``nn.Linear``
+      (``lora_A.weight``); we assume ``lora_A`` is r x in and ``lora_B`` out x r (the
+      ``nn.Linear`` layout) and transpose in x r / r x out tensors, told apart by the base
+      Linear's shape (a square r == in or r == out is read as already oriented).
+    * neck ``lateral_convs.{0,1,2}`` -> ``fpn_lateral{3,4,5}``, ``fpn_convs.{0,1,2}`` ->
+      ``fpn_output{3,4,5}``, ``fpn_convs.3/4`` -> ``top_block.p6/p7``.
+    * head ``cls_convs.i`` / ``reg_convs.i`` -> ``cls_subnet.2i`` / ``bbox_subnet.2i``,
+      ``retina_cls`` / ``retina_reg`` -> ``cls_score`` / ``bbox_pred`` with each cell's anchors
+      reordered from ratio-major to size-major (see :func:`anchor_permutation`).
+
+    Keys outside ``backbone.``, ``neck.`` and ``bbox_head.`` are kept unchanged (the
+    checkpointer reports them as unexpected); the backbone's timm keys are not checked here.
+
+    Args:
+        state_dict (dict): the original's state dict, or its whole MMEngine checkpoint.
+        num_anchor_ratios (int): aspect ratios per anchor cell.
+        num_anchor_scales (int): octave scales per anchor cell.
+        first_fpn_stage (int): log2 stride of the first FPN input (3 for C3).
+
+    Returns:
+        dict[str, Tensor]: detectron2 key -> tensor, in the input's order.
+    """
+    state_dict = _unwrap(state_dict)
+    perm = anchor_permutation(num_anchor_ratios, num_anchor_scales)
+    rules = _neck_head_rules(first_fpn_stage)
+    out, lora = {}, {}
+    for key, value in state_dict.items():
+        if key.startswith(_MMDET_BACKBONE):
+            timm_key = _backbone_key(key[len(_MMDET_BACKBONE) :])
+            m = re.fullmatch(r"(.+)\.(lora_[AB])(\.weight)?", timm_key)
+            if m:
+                lora.setdefault(m.group(1), {})[m.group(2)] = value
+                continue
+            if "lora" in timm_key:
+                raise KeyError(f"{key}: unknown LoRA tensor; expected lora_A / lora_B")
+            out[_D2_BACKBONE + timm_key] = value
+        elif key.startswith(("neck.", "bbox_head.")):
+            new_key, new_value = _map_neck_head(key, value, rules, perm)
+            out[new_key] = new_value
+        else:
+            out[key] = value
+    for layer, pair in lora.items():
+        base_key = f"{_D2_BACKBONE}{layer}.weight"
+        if set(pair) != {"lora_A", "lora_B"} or base_key not in out:
+            raise KeyError(
+                f"{_MMDET_BACKBONE}{layer}: a LoRA layer needs lora_A, lora_B and its base "
+                f"weight; found {sorted(pair)}{'' if base_key in out else ' and no base weight'}"
+            )
+        a, b = _orient_lora(layer, pair["lora_A"], pair["lora_B"], out[base_key])
+        out[f"{_D2_BACKBONE}{layer}.lora_A"] = a
+        out[f"{_D2_BACKBONE}{layer}.lora_B"] = b
+    return out
+
+
+def _map_neck_head(key, value, rules, perm):
+    """detectron2 (key, tensor) of one neck/head entry; head outputs get their anchors reordered."""
+    for name, d2 in (("retina_cls", "head.cls_score"), ("retina_reg", "head.bbox_pred")):
+        m = re.fullmatch(rf"bbox_head\.{name}\.(weight|bias)", key)
+        if m:
+            return f"{d2}.{m.group(1)}", _reorder_anchors(value, perm)
+    for pattern, fmt in rules:
+        m = re.fullmatch(pattern + r"(weight|bias)", key)
+        if m:
+            return fmt(int(m.group(1))) + m.group(2), value
+    raise KeyError(
+        f"{key}: not a key of the original's RetinaNet (FPN without norm, RetinaHead without "
+        "norm); cannot map it to detectron2"
+    )
+
+
+def convert_d2_state_dict_to_mmdet(
+    state_dict: Dict, num_anchor_ratios: int = 3, num_anchor_scales: int = 3, first_fpn_stage=3
+) -> Dict[str, torch.Tensor]:
+    """
+    The inverse of :func:`convert_mmdet_state_dict`: our names back to the original's, with
+    LoRA-wrapped layers' base weights under ``.base.`` and ``lora_A``/``lora_B`` as tensors.
+
+    Args:
+        state_dict (dict): detectron2 state dict (``model`` of our checkpoints).
+        num_anchor_ratios, num_anchor_scales, first_fpn_stage: as in
+            :func:`convert_mmdet_state_dict`.
+
+    Returns:
+        dict[str, Tensor]: MMDetection key -> tensor.
+    """
+    perm = anchor_permutation(num_anchor_ratios, num_anchor_scales)
+    inverse = sorted(range(len(perm)), key=perm.__getitem__)
+    lora_layers = {k[: -len(".lora_A")] for k in state_dict if k.endswith(".lora_A")}
+    rules = _d2_rules(first_fpn_stage)
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith(_D2_BACKBONE):
+            rest = key[len(_D2_BACKBONE) :]
+            layer, _, leaf = rest.rpartition(".")
+            if _D2_BACKBONE + layer in lora_layers and leaf in ("weight", "bias"):
+                rest = f"{layer}.base.{leaf}"
+            out[_MMDET_BACKBONE + rest] = value
+            continue
+        m = re.fullmatch(r"head\.(cls_score|bbox_pred)\.(weight|bias)", key)
+        if m:
+            name = "retina_cls" if m.group(1) == "cls_score" else "retina_reg"
+            out[f"bbox_head.{name}.{m.group(2)}"] = _reorder_anchors(value, inverse)
+            continue
+        for pattern, fmt in rules:
+            m = re.fullmatch(pattern + r"(weight|bias)", key)
+            if m:
+                out[fmt(int(m.group(1))) + m.group(2)] = value
+                break
+        else:
+            out[key] = value
+    return out
+
+
+def convert_mmdet_checkpoint(src: str, dst: str) -> Dict[str, torch.Tensor]:
+    """
+    Convert the original's checkpoint file to a detectron2 checkpoint file.
+
+    Reads ``src`` with ``torch.load(weights_only=True)`` and writes
+    ``{"model": ..., "__author__": ..., "matching_heuristics": False}`` to ``dst`` through a
+    temporary file in the same folder, renamed into place, so ``dst`` is never half-written.
+
+    Args:
+        src (str): MMDetection checkpoint (``{"meta", "state_dict", ...}``) or bare state dict.
+        dst (str): output path.
+
+    Returns:
+        dict[str, Tensor]: the converted state dict.
+    """
+    try:
+        checkpoint = torch.load(src, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise RuntimeError(
+            f"{src} holds objects other than tensors (MMEngine saves its message_hub and "
+            "optimizer state), which are not loaded without running pickled code. In the "
+            'MMDetection environment keep only the weights: python -c "import torch; '
+            f"c = torch.load('{src}', map_location='cpu', weights_only=False); "
+            f"torch.save({{'state_dict': c['state_dict']}}, '{src}.weights.pth')\" "
+            "and convert that file."
+        ) from e
+    if not is_mmdet_state_dict(checkpoint):
+        raise ValueError(
+            f"{src}: no MMDetection RetinaNet keys (backbone.backbone.*, neck.*, bbox_head.*) "
+            "found; is this the original's checkpoint?"
+        )
+    model = convert_mmdet_state_dict(checkpoint)
+    folder = os.path.dirname(os.path.abspath(dst))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".convert_mmdet_", suffix=".pth")
+    os.close(fd)
+    try:
+        torch.save(
+            {"model": model, "__author__": "convert_mmdet_to_d2", "matching_heuristics": False},
+            tmp,
+        )
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return model

@@ -1,0 +1,176 @@
+"""Item 10 and the converter: the original's MMDetection checkpoints in our model."""
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from _fidelity_models import tiny_retinanet
+from sar_lora_dino.checkpoint.mmdet import (
+    anchor_permutation,
+    convert_d2_state_dict_to_mmdet,
+    convert_mmdet_state_dict,
+    is_mmdet_state_dict,
+)
+from sar_lora_dino.modeling.convnext import ConvNeXtBackbone
+
+_TOOL = Path(__file__).resolve().parents[1] / "tools" / "convert_mmdet_to_d2.py"
+
+NUM_CONVS = 2  # head convs per branch in the tiny model
+
+
+def _model():
+    bottom_up = ConvNeXtBackbone(
+        arch="convnext_small",
+        out_features=["res3", "res4", "res5"],
+        finetune="lora",
+        lora_r=4,
+        depths=[1, 1, 1, 1],
+        dims=[8, 16, 32, 64],
+    )
+    model = tiny_retinanet(bottom_up=bottom_up)
+    with torch.no_grad():
+        for p in model.parameters():  # lora_B starts at zero: make every tensor distinct
+            p.copy_(torch.randn_like(p))
+    return model
+
+
+def _mmdet_names(d2_sd, lora_form="linear"):
+    """The original's key names for our state dict, written from MMDetection's naming."""
+    fixed = {f"backbone.fpn_lateral{s}.": f"neck.lateral_convs.{s - 3}.conv." for s in (3, 4, 5)}
+    fixed.update({f"backbone.fpn_output{s}.": f"neck.fpn_convs.{s - 3}.conv." for s in (3, 4, 5)})
+    fixed.update({"backbone.top_block.p6.": "neck.fpn_convs.3.conv."})
+    fixed.update({"backbone.top_block.p7.": "neck.fpn_convs.4.conv."})
+    for i in range(NUM_CONVS):
+        fixed[f"head.cls_subnet.{2 * i}."] = f"bbox_head.cls_convs.{i}.conv."
+        fixed[f"head.bbox_subnet.{2 * i}."] = f"bbox_head.reg_convs.{i}.conv."
+    fixed.update(
+        {"head.cls_score.": "bbox_head.retina_cls.", "head.bbox_pred.": "bbox_head.retina_reg."}
+    )
+    mm = {}
+    for key, value in d2_sd.items():
+        if key.startswith("backbone.bottom_up."):
+            timm_key = key[len("backbone.bottom_up.") :]
+            layer, _, leaf = timm_key.rpartition(".")
+            if f"backbone.bottom_up.{layer}.lora_A" in d2_sd and leaf in ("weight", "bias"):
+                timm_key = f"{layer}.base.{leaf}"
+            elif leaf in ("lora_A", "lora_B"):
+                # nn.Linear modules (the same r x in / out x r layout), tensors, or transposed
+                if lora_form == "linear":
+                    timm_key += ".weight"
+                elif lora_form == "transposed":
+                    value = value.t()
+            mm["backbone.backbone." + timm_key] = value
+        else:
+            prefix = next(p for p in fixed if key.startswith(p))
+            mm[fixed[prefix] + key[len(prefix) :]] = value
+    return mm
+
+
+def _mmdet_cell_anchors(base=32.0, ratios=(0.5, 1.0, 2.0), scales_per_octave=3):
+    """MMDetection AnchorGenerator base anchors (scale_major=True): ratio-major (w, h)."""
+    scales = [2 ** (i / scales_per_octave) for i in range(scales_per_octave)]
+    return [(base / math.sqrt(r) * s, base * math.sqrt(r) * s) for r in ratios for s in scales]
+
+
+def test_anchor_permutation_matches_the_two_generators():
+    model = _model()
+    d2_cell = list(model.anchor_generator.cell_anchors)[0]  # stride 8, sizes 32..50.8
+    d2_wh = (d2_cell[:, 2:] - d2_cell[:, :2]).tolist()
+    mm_wh = _mmdet_cell_anchors()
+    perm = anchor_permutation()
+    assert perm == [0, 3, 6, 1, 4, 7, 2, 5, 8]
+    for d, m in enumerate(perm):
+        assert d2_wh[d] == pytest.approx(mm_wh[m], rel=1e-5)
+
+
+def _mmdet_checkpoint(d2_sd, lora_form="linear"):
+    """The original's state dict for our weights: its names, its ratio-major head outputs."""
+    mm = _mmdet_names(d2_sd, lora_form)
+    perm_inv = sorted(range(9), key=anchor_permutation().__getitem__)
+    for name in ("retina_cls", "retina_reg"):
+        for leaf in ("weight", "bias"):
+            t = mm[f"bbox_head.{name}.{leaf}"]
+            mm[f"bbox_head.{name}.{leaf}"] = t.reshape(9, -1, *t.shape[1:])[perm_inv].reshape(
+                t.shape
+            )
+    return mm
+
+
+def test_mmdet_checkpoint_loads_with_reordered_head():
+    model = _model()
+    d2_sd = model.state_dict()
+    mm = _mmdet_checkpoint(d2_sd, lora_form="transposed")
+    assert any(".base.weight" in k for k in mm) and any(k.endswith("lora_A") for k in mm)
+    assert is_mmdet_state_dict({"meta": {}, "state_dict": mm}) and not is_mmdet_state_dict(d2_sd)
+
+    converted = convert_mmdet_state_dict({"meta": {"epoch": 12}, "state_dict": mm})
+    assert set(converted) == set(d2_sd)
+    fresh = _model()
+    fresh.load_state_dict(converted, strict=True)
+    for key, value in fresh.state_dict().items():
+        assert torch.equal(value, d2_sd[key]), key
+
+    # the cls output bias, followed by hand: d2 anchor d holds MMDetection anchor perm[d]
+    k = model.num_classes
+    mm_cls = mm["bbox_head.retina_cls.bias"].reshape(9, k)
+    for d, m in enumerate(anchor_permutation()):
+        assert torch.equal(converted["head.cls_score.bias"][d * k : (d + 1) * k], mm_cls[m])
+
+
+def test_round_trip_both_ways():
+    d2_sd = _model().state_dict()
+    mm = _mmdet_checkpoint(d2_sd, lora_form="tensor")
+    to_mm = convert_d2_state_dict_to_mmdet(d2_sd)
+    assert set(to_mm) == set(mm) and all(torch.equal(to_mm[k], mm[k]) for k in mm)
+    for lora_form in ("linear", "tensor", "transposed"):
+        back = convert_mmdet_state_dict(_mmdet_checkpoint(d2_sd, lora_form))
+        assert set(back) == set(d2_sd) and all(torch.equal(back[k], d2_sd[k]) for k in d2_sd)
+
+
+def test_unknown_keys_and_incomplete_lora_are_named():
+    mm = _mmdet_names(_model().state_dict())
+    with pytest.raises(KeyError, match="bn.weight"):
+        convert_mmdet_state_dict({**mm, "neck.fpn_convs.0.bn.weight": torch.zeros(1)})
+    broken = {
+        k: v for k, v in mm.items() if not k.endswith("stages.0.blocks.0.mlp.fc1.lora_B.weight")
+    }
+    with pytest.raises(KeyError, match="stages.0.blocks.0.mlp.fc1"):
+        convert_mmdet_state_dict(broken)
+
+
+class _NotATensor:
+    pass
+
+
+def convert_main(argv):
+    spec = importlib.util.spec_from_file_location("convert_mmdet_to_d2", _TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main(argv)
+
+
+def test_command_line_tool(tmp_path):
+    d2_sd = _model().state_dict()
+    src, dst = tmp_path / "mmdet.pth", tmp_path / "d2.pth"
+    torch.save(
+        {"meta": {"epoch": 12, "classes": ("ship",)}, "state_dict": _mmdet_names(d2_sd)}, src
+    )
+    convert_main([str(src), str(dst)])
+    out = torch.load(dst, weights_only=True)
+    assert out["matching_heuristics"] is False and set(out["model"]) == set(d2_sd)
+    assert [p.name for p in tmp_path.iterdir()] == ["mmdet.pth", "d2.pth"] or len(
+        list(tmp_path.iterdir())
+    ) == 2
+
+    torch.save({"message_hub": _NotATensor(), "state_dict": {}}, src)
+    with pytest.raises(RuntimeError, match="state_dict"):
+        convert_main([str(src), str(dst)])
+
+
+def test_timm_features_only_names_are_accepted():
+    out = convert_mmdet_state_dict(
+        {"backbone.backbone.stem_0.weight": torch.zeros(1), "backbone.backbone.stages_2.x": 1}
+    )
+    assert list(out) == ["backbone.bottom_up.stem.0.weight", "backbone.bottom_up.stages.2.x"]
