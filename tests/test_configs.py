@@ -17,6 +17,8 @@ CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "sar_lora_dino", "*.py"
 PROBE = 9_402_970
 LORA_ONE_LAYER_R16 = 1_082_880
 STAGE3 = 8_390_400
+# With LoRA on fc1 as well, stage 3's three fc1 base layers (768 -> 3072, with bias) stay frozen.
+STAGE3_FC1_BASE = 3 * (768 * 3072 + 3072)
 EXPECTED = {
     "retinanet_dinov3_convnexts_linear_sardet100k": PROBE,
     "retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k": PROBE + 2 * LORA_ONE_LAYER_R16,
@@ -30,7 +32,8 @@ EXPECTED = {
     "retinanet_dinov3_convnexts_lora_r8_fc1fc2_sardet100k": PROBE + 2 * LORA_ONE_LAYER_R16 // 2,
     "retinanet_dinov3_convnexts_lora_r16_fc1fc2_ft_stage3_sardet100k": PROBE
     + 2 * LORA_ONE_LAYER_R16
-    + STAGE3,
+    + STAGE3
+    - STAGE3_FC1_BASE,
     "retinanet_dinov3_convnexts_lora_r4_fc2_ft_stage3_sardet100k": PROBE
     + LORA_ONE_LAYER_R16 // 4
     + STAGE3,

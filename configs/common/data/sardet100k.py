@@ -9,9 +9,7 @@ from detectron2.data import (
     build_detection_train_loader,
     get_detection_dataset_dicts,
 )
-from detectron2.evaluation import COCOEvaluator
-
-from sar_lora_dino.data.filtering import get_sardet_train_dicts
+from sar_lora_dino.data import SARDetCOCOEvaluator, get_sardet_train_dicts
 
 dataloader = OmegaConf.create()
 
@@ -42,8 +40,6 @@ dataloader.test = L(build_detection_test_loader)(
     num_workers=4,
 )
 
-# The pure-Python COCOeval: the fast one needs detectron2's C++ extension.
-dataloader.evaluator = L(COCOEvaluator)(
-    dataset_name="${..test.dataset.names}",
-    use_fast_impl=False,
-)
+# COCOEvaluator that copes with annotation id 0 and falls back to pure-Python COCOeval when
+# detectron2 was installed without its C++ ops.
+dataloader.evaluator = L(SARDetCOCOEvaluator)(dataset_name="${..test.dataset.names}")

@@ -11,7 +11,7 @@ from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 
 # Importing the package registers our backbone and datasets, so this config also works under
 # detectron2's stock tools/lazyconfig_train_net.py.
-from sar_lora_dino.data.sardet import SARDET100K_CLASSES
+from sar_lora_dino.data.sardet import SARDET100K_CATEGORIES
 from sar_lora_dino.modeling.convnext import ConvNeXtBackbone
 
 # Everything coupled to the backbone lives here: ConvNeXt-S gives res3-res5 with 192/384/768
@@ -55,7 +55,7 @@ model = L(RetinaNet)(
     anchor_matcher=L(Matcher)(
         thresholds=[0.4, 0.5], labels=[0, -1, 1], allow_low_quality_matches=True
     ),
-    num_classes=len(SARDET100K_CLASSES),
+    num_classes=len(SARDET100K_CATEGORIES),
     focal_loss_alpha=0.25,
     focal_loss_gamma=2.0,
     smooth_l1_beta=0.0,  # beta 0 = the original's L1 loss on deltas
