@@ -185,6 +185,7 @@ class SARCheckpointer(DetectionCheckpointer):
         prefix, backbone = find_convnext_backbone(self.model)
         check_backbone_state_dict(backbone, checkpoint["model"], source)
         checkpoint["model"] = {prefix + k: v for k, v in checkpoint["model"].items()}
+        num_loaded = len(checkpoint["model"])
         incompatible = super()._load_model(checkpoint)
         # FPN, head and LoRA adapters keep their initialisation; do not list them as missing.
         expected_absent = lora_state_dict_keys(backbone, prefix)
@@ -194,7 +195,7 @@ class SARCheckpointer(DetectionCheckpointer):
             if k.startswith(prefix) and k not in expected_absent
         ]
         self.logger.info(
-            f"Loaded {len(checkpoint['model'])} DINOv3 tensors into '{prefix or '<model>'}'; "
+            f"Loaded {num_loaded} DINOv3 tensors into '{prefix or '<model>'}'; "
             f"{len(incompatible.missing_keys) - len(missing)} other tensors keep their init"
         )
         return incompatible._replace(missing_keys=missing)
