@@ -1,0 +1,102 @@
+"""Start one training/evaluation process per device: detectron2's NCCL launch, or gloo on CPU."""
+import logging
+import os
+import socket
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from detectron2.engine import launch as d2_launch
+from detectron2.utils import comm
+
+__all__ = ["DEFAULT_TIMEOUT", "launch"]
+
+DEFAULT_TIMEOUT = timedelta(minutes=30)
+logger = logging.getLogger(__name__)
+
+
+def _free_local_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(
+    main_func,
+    num_procs_per_machine,
+    num_machines=1,
+    machine_rank=0,
+    dist_url=None,
+    args=(),
+    timeout=DEFAULT_TIMEOUT,
+):
+    """
+    Run ``main_func(*args)`` in ``num_procs_per_machine`` processes on each of ``num_machines``.
+
+    With CUDA this is detectron2's :func:`detectron2.engine.launch` (one process per GPU, NCCL).
+    Without CUDA the same command line spawns CPU processes joined by the gloo backend, so the
+    distributed code path (DDP, gathered evaluation, rank-0-only writers) can run anywhere.
+
+    Args:
+        main_func (callable): called as ``main_func(*args)`` in every process.
+        num_procs_per_machine (int): GPUs (or CPU processes) per machine, i.e. ``--num-gpus``.
+        num_machines (int): number of machines.
+        machine_rank (int): rank of this machine, in ``[0, num_machines)``.
+        dist_url (str): ``tcp://host:port`` (or ``file://...``) shared by all processes;
+            "auto" picks a free local port (single machine only).
+        args (tuple): arguments for ``main_func``.
+        timeout (timedelta): timeout of collective operations.
+    """
+    if torch.cuda.is_available():
+        return d2_launch(
+            main_func,
+            num_procs_per_machine,
+            num_machines=num_machines,
+            machine_rank=machine_rank,
+            dist_url=dist_url,
+            args=args,
+            timeout=timeout,
+        )
+    world_size = num_procs_per_machine * num_machines
+    if world_size == 1:
+        return main_func(*args)
+    if dist_url is None or dist_url == "auto":
+        if num_machines != 1:
+            raise ValueError("--dist-url must name a reachable tcp://host:port for several machines")
+        dist_url = f"tcp://127.0.0.1:{_free_local_port()}"
+    logger.info(f"No CUDA: starting {num_procs_per_machine} CPU process(es) with gloo at {dist_url}")
+    mp.spawn(
+        _gloo_worker,
+        nprocs=num_procs_per_machine,
+        args=(main_func, world_size, num_procs_per_machine, machine_rank, dist_url, args, timeout),
+        daemon=False,
+    )
+
+
+def _gloo_worker(
+    local_rank, main_func, world_size, num_procs_per_machine, machine_rank, dist_url, args, timeout
+):
+    global_rank = machine_rank * num_procs_per_machine + local_rank
+    # Share the cores instead of letting every process start one thread per core.
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_procs_per_machine))
+    dist.init_process_group(
+        backend="gloo",
+        init_method=dist_url,
+        world_size=world_size,
+        rank=global_rank,
+        timeout=timeout,
+    )
+    try:
+        # detectron2.utils.comm answers get_local_rank()/get_local_size() from this group; every
+        # rank must take part in creating every machine's group.
+        assert comm._LOCAL_PROCESS_GROUP is None
+        for machine in range(world_size // num_procs_per_machine):
+            first = machine * num_procs_per_machine
+            group = dist.new_group(list(range(first, first + num_procs_per_machine)))
+            if machine == machine_rank:
+                comm._LOCAL_PROCESS_GROUP = group
+        comm.synchronize()
+        main_func(*args)
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,179 @@
+"""Collect the metrics files of several runs into a paper-style table (mean ± std over seeds)."""
+import glob
+import json
+import math
+import os
+from collections import OrderedDict, defaultdict
+
+from .evaluation import BBOX_METRICS, METRICS_FILE
+
+__all__ = ["find_metrics_files", "collect_runs", "summarize", "format_markdown", "format_tsv"]
+
+# Overrides that change where or how a run is recorded, not what is trained.
+_RUN_ONLY_PREFIXES = (
+    "train.seed=",
+    "train.output_dir=",
+    "train.init_checkpoint=",
+    "train.eval_period=",
+    "train.log_period=",
+    "train.checkpointer",
+    "train.device=",
+    "dataloader.test.",
+    "dataloader.evaluator.",
+    "dataloader.train.num_workers=",
+)
+
+
+def find_metrics_files(paths):
+    """
+    Args:
+        paths (list[str]): run output folders (searched recursively), metrics files, or globs.
+
+    Returns:
+        list[str]: the ``coco_metrics.json`` files found, sorted, without duplicates.
+    """
+    found = set()
+    for path in paths:
+        matches = glob.glob(path) or [path]
+        for match in matches:
+            if os.path.isfile(match):
+                found.add(os.path.abspath(match))
+            elif os.path.isdir(match):
+                pattern = os.path.join(match, "**", METRICS_FILE)
+                found.update(os.path.abspath(p) for p in glob.glob(pattern, recursive=True))
+            else:
+                raise FileNotFoundError(f"no such run folder or metrics file: {path}")
+    return sorted(found)
+
+
+def setting_name(record):
+    """
+    The name a run is grouped under: its config name plus any override that changes the model
+    or the training (seed, paths and evaluation choices do not count).
+    """
+    name = record.get("setting") or "unknown"
+    changes = [
+        o for o in record.get("overrides", []) if not o.startswith(_RUN_ONLY_PREFIXES)
+    ]
+    return name + (" [" + " ".join(changes) + "]" if changes else "")
+
+
+def collect_runs(paths, group_by="setting"):
+    """
+    Read every metrics file under ``paths``.
+
+    Args:
+        paths (list[str]): see :func:`find_metrics_files`.
+        group_by (str): "setting" (config name + training overrides, from the file) or "dir"
+            (the name of the folder above the seed folder: ``.../SETTING/SEED/inference/...``).
+
+    Returns:
+        list[dict]: one record per file, with "setting", "split", "file" and the file's content.
+    """
+    records = []
+    for path in find_metrics_files(paths):
+        with open(path) as f:
+            try:
+                record = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path} is not valid JSON: {e}") from e
+        if "bbox" not in record:
+            raise ValueError(f"{path} has no 'bbox' metrics; is it a {METRICS_FILE}?")
+        record["file"] = path
+        if group_by == "dir":
+            run_dir = path.split(os.sep + "inference" + os.sep)[0]
+            record["setting"] = os.path.basename(os.path.dirname(run_dir))
+        elif group_by == "setting":
+            record["setting"] = setting_name(record)
+        else:
+            raise ValueError(f"group_by must be 'setting' or 'dir', got {group_by!r}")
+        record.setdefault("split", record.get("dataset", "?").rsplit("_", 1)[-1])
+        records.append(record)
+    return records
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return None, None, 0
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None, len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)  # sample std over seeds
+    return mean, math.sqrt(var), len(values)
+
+
+def summarize(records):
+    """
+    Group records by (setting, split) and average each metric over the runs (seeds).
+
+    Returns:
+        OrderedDict: ``{(setting, split): {"n": int, "seeds": list, "trainable_params": int,
+        metric: (mean, std)}}`` with metrics as fractions (COCO AP / 100), in first-seen order.
+    """
+    groups = OrderedDict()
+    for r in records:
+        groups.setdefault((r["setting"], r["split"]), []).append(r)
+    table = OrderedDict()
+    for key, runs in groups.items():
+        row = {"n": len(runs), "seeds": [r.get("seed") for r in runs]}
+        params = {r.get("trainable_params") for r in runs}
+        row["trainable_params"] = params.pop() if len(params) == 1 else None
+        for metric in BBOX_METRICS:
+            values = [r["bbox"].get(metric) for r in runs]
+            mean, std, _ = _mean_std([v / 100.0 if v is not None else None for v in values])
+            row[metric] = (mean, std)
+        table[key] = row
+    return table
+
+
+def _cell(mean_std, n):
+    mean, std = mean_std
+    if mean is None:
+        return "—"
+    if std is None:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} ± {std:.3f} ({n} seeds)"
+
+
+def format_markdown(table):
+    """
+    Returns:
+        str: a Markdown table, one row per setting, an AP column per split (mean ± std over
+        seeds), AP50 of the first split, and the trainable parameters.
+    """
+    splits = list(OrderedDict.fromkeys(split for _, split in table))
+    settings = list(OrderedDict.fromkeys(setting for setting, _ in table))
+    header = ["Setting"] + [f"{s} mAP" for s in splits] + [f"{splits[0]} AP50", "trainable params"]
+    lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    for setting in settings:
+        cells, params = [setting], None
+        for split in splits:
+            row = table.get((setting, split))
+            cells.append(_cell(row["AP"], row["n"]) if row else "—")
+            params = params or (row or {}).get("trainable_params")
+        first = table.get((setting, splits[0]))
+        cells.append(_cell(first["AP50"], first["n"]) if first else "—")
+        cells.append(f"{params / 1e6:.3f}M" if params else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_tsv(table):
+    """
+    Returns:
+        str: tab-separated values, one line per (setting, split), every metric's mean and std
+        as fractions.
+    """
+    header = ["setting", "split", "n", "seeds", "trainable_params"]
+    for metric in BBOX_METRICS:
+        header += [f"{metric}_mean", f"{metric}_std"]
+    lines = ["\t".join(header)]
+    fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+    for (setting, split), row in table.items():
+        cells = [setting, split, str(row["n"]), ",".join(str(s) for s in row["seeds"])]
+        cells.append("" if row["trainable_params"] is None else str(row["trainable_params"]))
+        for metric in BBOX_METRICS:
+            cells += [fmt(row[metric][0]), fmt(row[metric][1])]
+        lines.append("\t".join(cells))
+    return "\n".join(lines) + "\n"

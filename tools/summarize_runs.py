@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Tabulate the COCO metrics of several runs (e.g. 3 seeds per setting) as Markdown and TSV."""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from sar_lora_dino.engine.checkpointing import atomic_write  # noqa: E402
+from sar_lora_dino.engine.results_table import (  # noqa: E402
+    collect_runs,
+    format_markdown,
+    format_tsv,
+    summarize,
+)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        epilog="Example: tools/summarize_runs.py output/*/seed* --out results/table",
+    )
+    parser.add_argument("runs", nargs="+", help="run output folders, coco_metrics.json files or globs")
+    parser.add_argument("--out", default=None, help="write OUT.md and OUT.tsv (default: print only)")
+    parser.add_argument(
+        "--group-by",
+        choices=["setting", "dir"],
+        default="setting",
+        help="'setting': config name + training overrides stored in each file; 'dir': the "
+        "folder above each seed folder (RUNS/SETTING/SEED)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        records = collect_runs(args.runs, group_by=args.group_by)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    if not records:
+        sys.exit(f"error: no coco_metrics.json under {' '.join(args.runs)}")
+    table = summarize(records)
+    markdown, tsv = format_markdown(table), format_tsv(table)
+    print(f"{len(records)} metrics files, {len(table)} (setting, split) groups\n")
+    print(markdown)
+    if args.out:
+        atomic_write(args.out + ".md", lambda f: f.write(markdown), mode="w")
+        atomic_write(args.out + ".tsv", lambda f: f.write(tsv), mode="w")
+        print(f"Wrote {args.out}.md and {args.out}.tsv")
+
+
+if __name__ == "__main__":
+    main()
