@@ -174,3 +174,14 @@ def test_timm_features_only_names_are_accepted():
         {"backbone.backbone.stem_0.weight": torch.zeros(1), "backbone.backbone.stages_2.x": 1}
     )
     assert list(out) == ["backbone.bottom_up.stem.0.weight", "backbone.bottom_up.stages.2.x"]
+
+
+def test_checkpointer_reads_the_original_checkpoint(tmp_path):
+    from sar_lora_dino.checkpoint.checkpointer import SARCheckpointer
+
+    d2_sd = _model().state_dict()
+    path = tmp_path / "epoch_12.pth"
+    torch.save({"meta": {"epoch": 12}, "state_dict": _mmdet_checkpoint(d2_sd, "linear")}, path)
+    fresh = _model()
+    SARCheckpointer(fresh).load(str(path))
+    assert all(torch.equal(v, d2_sd[k]) for k, v in fresh.state_dict().items())
