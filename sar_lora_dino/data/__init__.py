@@ -2,6 +2,7 @@
 
 from .evaluator import SARDetCOCOEvaluator
 from .filtering import get_sardet_train_dicts
+from .mapper import SARDatasetMapper
 from .sardet import (
     SARDET100K_CATEGORIES,
     get_sardet100k_root,
@@ -12,6 +13,7 @@ from .synthetic import make_synthetic_sardet
 
 __all__ = [
     "SARDET100K_CATEGORIES",
+    "SARDatasetMapper",
     "SARDetCOCOEvaluator",
     "get_sardet100k_root",
     "get_sardet_train_dicts",

@@ -4,12 +4,11 @@ from omegaconf import OmegaConf
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
 from detectron2.data import (
-    DatasetMapper,
     build_detection_test_loader,
     build_detection_train_loader,
     get_detection_dataset_dicts,
 )
-from sar_lora_dino.data import SARDetCOCOEvaluator, get_sardet_train_dicts
+from sar_lora_dino.data import SARDatasetMapper, SARDetCOCOEvaluator, get_sardet_train_dicts
 
 dataloader = OmegaConf.create()
 
@@ -18,7 +17,7 @@ dataloader.image_size = [800, 800]
 
 dataloader.train = L(build_detection_train_loader)(
     dataset=L(get_sardet_train_dicts)(names="sardet100k_train", filter_mode="original"),
-    mapper=L(DatasetMapper)(
+    mapper=L(SARDatasetMapper)(
         is_train=True,
         augmentations=[
             L(T.Resize)(shape="${.....image_size}"),
@@ -32,7 +31,7 @@ dataloader.train = L(build_detection_train_loader)(
 
 dataloader.test = L(build_detection_test_loader)(
     dataset=L(get_detection_dataset_dicts)(names="sardet100k_val", filter_empty=False),
-    mapper=L(DatasetMapper)(
+    mapper=L(SARDatasetMapper)(
         is_train=False,
         augmentations=[L(T.Resize)(shape="${.....image_size}")],
         image_format="${...train.mapper.image_format}",

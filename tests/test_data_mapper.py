@@ -1,0 +1,47 @@
+"""A corrupt image fails in the mapper with its path and split, not a bare PIL trace."""
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import detectron2.data.transforms as T
+from sar_lora_dino.data import SARDatasetMapper
+
+
+def _mapper():
+    return SARDatasetMapper(
+        is_train=True, augmentations=[T.Resize((64, 64))], image_format="RGB"
+    )
+
+
+def test_grayscale_image_becomes_three_channel_rgb(tmp_path):
+    folder = tmp_path / "JPEGImages" / "train"
+    folder.mkdir(parents=True)
+    path = folder / "0000001.bmp"
+    Image.fromarray(np.full((40, 50), 200, np.uint8), mode="L").save(path)
+    out = _mapper()({"file_name": str(path), "height": 40, "width": 50, "image_id": 1,
+                     "annotations": []})
+    assert tuple(out["image"].shape) == (3, 64, 64)
+
+
+def test_truncated_image_names_file_and_split(tmp_path):
+    folder = tmp_path / "JPEGImages" / "val"
+    folder.mkdir(parents=True)
+    path = folder / "0000026.jpg"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(path)
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 3)
+    record = {"file_name": str(path), "height": 32, "width": 32, "image_id": 26, "annotations": []}
+    with pytest.raises(RuntimeError, match=r"0000026\.jpg.*split 'val'"):
+        _mapper()(record)
+
+
+def test_size_mismatch_with_annotation_names_file(tmp_path):
+    folder = tmp_path / "JPEGImages" / "test"
+    folder.mkdir(parents=True)
+    path = folder / "0000002.png"
+    Image.fromarray(np.zeros((30, 20), np.uint8)).save(path)
+    record = {"file_name": str(path), "height": 99, "width": 99, "image_id": 2, "annotations": []}
+    with pytest.raises(RuntimeError, match=r"0000002\.png.*split 'test'"):
+        _mapper()(record)
