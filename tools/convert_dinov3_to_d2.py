@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Convert a DINOv3 ConvNeXt weight file (official, timm or HF layout) to a detectron2 checkpoint."""
+"""Convert DINOv3 ConvNeXt weights (official, timm or HF layout) to a detectron2 checkpoint."""
 import argparse
 import os
 import tempfile
