@@ -23,8 +23,8 @@ def set_semantics(model, dataloader=None, semantics: str = "original") -> None:
 
     The model must be built from our components (``SARRetinaNet``, ``SARFPN``,
     ``SARLastLevelP6P7``, ``SARMatcher``, ``SARBox2BoxTransform``); augmentations that are
-    :class:`SARResize` get their ``backend`` set. Dataset filtering (item 9) has its own switch
-    in the dataset config.
+    :class:`SARResize` get their ``backend`` set, and the training set's ``filter_mode``
+    (item 9) follows too.
 
     Args:
         model (DictConfig): the ``model`` LazyConfig node.
@@ -45,6 +45,10 @@ def set_semantics(model, dataloader=None, semantics: str = "original") -> None:
         return
     from sar_lora_dino.data.transforms import SARResize
 
+    train = dataloader.get("train") if hasattr(dataloader, "get") else None
+    dataset = train.get("dataset") if train is not None else None
+    if dataset is not None and "filter_mode" in dataset:
+        dataset["filter_mode"] = semantics  # item 9: "original" / "detectron2"
     for split in ("train", "test"):
         loader = dataloader.get(split) if hasattr(dataloader, "get") else None
         mapper = loader.get("mapper") if loader is not None else None

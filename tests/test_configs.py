@@ -2,6 +2,7 @@
 import glob
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -40,6 +41,8 @@ EXPECTED = {
     "retinanet_dinov3_convnexts_lora_r8_fc2_ft_stage3_sardet100k": PROBE
     + LORA_ONE_LAYER_R16 // 2
     + STAGE3,
+    "retinanet_dinov3_convnexts_lora_r16_fc1fc2_d2semantics_sardet100k": PROBE
+    + 2 * LORA_ONE_LAYER_R16,
     "retinanet_in1k_convnexts_linear_sardet100k": PROBE,
     "retinanet_in1k_convnexts_full_ft_sardet100k": PROBE + 49_453_152,
 }
@@ -49,6 +52,12 @@ PAPER_MILLIONS = {
     "retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k": "11.569",
     "retinanet_dinov3_convnexts_lora_r16_fc2_ft_stage3_sardet100k": "18.876",
     "retinanet_dinov3_convnexts_full_ft_sardet100k": "58.856",
+}
+
+
+CONFIG_BY_NAME = {
+    "original": "retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k.py",
+    "detectron2": "retinanet_dinov3_convnexts_lora_r16_fc1fc2_d2semantics_sardet100k.py",
 }
 
 
@@ -107,12 +116,41 @@ def test_data_config_matches_the_original_recipe():
     assert list(cfg.model.pixel_std) == [58.395, 57.12, 57.375]
     assert cfg.dataloader.test.dataset.names == "sardet100k_val"
     assert cfg.dataloader.evaluator.dataset_name == "sardet100k_val"
-    # One override changes the train and test input size together.
-    cfg = LazyConfig.apply_overrides(cfg, ["dataloader.image_size=[256,320]"])
-    train_augs = instantiate(cfg.dataloader.train.mapper.augmentations)
-    test_augs = instantiate(cfg.dataloader.test.mapper.augmentations)
-    for augs in (train_augs, test_augs):
-        resize = augs[0]
-        assert (resize.shape if hasattr(resize, "shape") else resize.scale) is not None
-        tfm = resize.get_transform(torch.zeros(100, 120, 3).numpy())
-        assert (tfm.new_h, tfm.new_w) == (256, 320)
+    # One override changes the train and test input size together; scale is (w, h).
+    cfg = LazyConfig.apply_overrides(cfg, ["dataloader.image_scale=[320,256]"])
+    image = np.zeros((100, 120, 3), np.uint8)
+    for mapper in (cfg.dataloader.train.mapper, cfg.dataloader.test.mapper):
+        resize = instantiate(mapper.augmentations)[0]
+        assert resize.get_transform(image).apply_image(image).shape[:2] == (256, 320)
+
+
+def _semantics_fields(cfg):
+    model = cfg.model
+    return (
+        model.backbone.top_block.relu_before_p7,
+        model.backbone.init,
+        model.loss_normalizer,
+        model.anchor_matcher.low_quality_assign,
+        model.clip_before_nms,
+        model.drop_empty_before_nms,
+        model.box2box_transform.two_sided_clamp,
+        cfg.dataloader.train.mapper.augmentations[0].backend,
+        cfg.dataloader.test.mapper.augmentations[0].backend,
+        cfg.dataloader.train.dataset.filter_mode,
+    )
+
+
+def test_paper_configs_default_to_the_original_semantics_and_one_variant_flips_all():
+    base = LazyConfig.load(
+        os.path.join(REPO, "configs", "sar_lora_dino", CONFIG_BY_NAME["original"])
+    )
+    native = LazyConfig.load(
+        os.path.join(REPO, "configs", "sar_lora_dino", CONFIG_BY_NAME["detectron2"])
+    )
+    assert _semantics_fields(base) == (
+        False, "xavier_uniform", "batch", "last_gt", True, True, True, "opencv", "opencv",
+        "original",
+    )
+    assert _semantics_fields(native) == (
+        True, "c2_xavier", "ema", "argmax", False, False, False, "pil", "pil", "detectron2",
+    )

@@ -9,18 +9,23 @@ from detectron2.data import (
     get_detection_dataset_dicts,
 )
 from sar_lora_dino.data import SARDatasetMapper, SARDetCOCOEvaluator, get_sardet_train_dicts
+from sar_lora_dino.data.transforms import SARResize
 
 dataloader = OmegaConf.create()
 
-# One place for the input size of training and evaluation: (height, width).
-dataloader.image_size = [800, 800]
+# One place for the input size of training and evaluation: (width, height), as the original's
+# Resize(scale=(w, h), keep_ratio=False).
+dataloader.image_scale = [800, 800]
 
 dataloader.train = L(build_detection_train_loader)(
+    # original: skip ignore/degenerate boxes, keep all-skipped images as negatives, drop images
+    # without any annotation; detectron2: drop every image left without boxes
     dataset=L(get_sardet_train_dicts)(names="sardet100k_train", filter_mode="original"),
     mapper=L(SARDatasetMapper)(
         is_train=True,
         augmentations=[
-            L(T.Resize)(shape="${.....image_size}"),
+            # original: OpenCV bilinear, no antialiasing; detectron2: backend="pil"
+            L(SARResize)(scale="${.....image_scale}", backend="opencv"),
             L(T.RandomFlip)(horizontal=True, prob=0.5),
         ],
         image_format="RGB",
@@ -33,7 +38,7 @@ dataloader.test = L(build_detection_test_loader)(
     dataset=L(get_detection_dataset_dicts)(names="sardet100k_val", filter_empty=False),
     mapper=L(SARDatasetMapper)(
         is_train=False,
-        augmentations=[L(T.Resize)(shape="${.....image_size}")],
+        augmentations=[L(SARResize)(scale="${.....image_scale}", backend="opencv")],
         image_format="${...train.mapper.image_format}",
     ),
     num_workers=4,

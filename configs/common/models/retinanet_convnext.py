@@ -2,22 +2,26 @@
 from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
-from detectron2.modeling.backbone import FPN
-from detectron2.modeling.backbone.fpn import LastLevelP6P7
-from detectron2.modeling.box_regression import Box2BoxTransform
-from detectron2.modeling.matcher import Matcher
-from detectron2.modeling.meta_arch import RetinaNet
 from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 
 # Importing the package registers our backbone and datasets, so this config also works under
 # detectron2's stock tools/lazyconfig_train_net.py.
 from sar_lora_dino.data.sardet import SARDET100K_CATEGORIES
-from sar_lora_dino.modeling.convnext import ConvNeXtBackbone
+from sar_lora_dino.modeling import (
+    ConvNeXtBackbone,
+    SARBox2BoxTransform,
+    SARFPN,
+    SARLastLevelP6P7,
+    SARMatcher,
+    SARRetinaNet,
+)
 
 # Everything coupled to the backbone lives here: ConvNeXt-S gives res3-res5 with 192/384/768
 # channels; DINOv3 and the ImageNet ConvNeXt both expect RGB with ImageNet mean/std (0-255 scale).
-model = L(RetinaNet)(
-    backbone=L(FPN)(
+# Every field marked "original" reproduces the MMDetection original (README, "Fidelity");
+# sar_lora_dino.semantics.set_semantics(model, dataloader, "detectron2") flips them all.
+model = L(SARRetinaNet)(
+    backbone=L(SARFPN)(
         bottom_up=L(ConvNeXtBackbone)(
             arch="convnext_small",
             out_features=["res3", "res4", "res5"],
@@ -32,8 +36,14 @@ model = L(RetinaNet)(
         ),
         in_features=["res3", "res4", "res5"],
         out_channels=256,
+        init="xavier_uniform",  # original; detectron2: "c2_xavier"
         # P6 from C5 (the 768-channel input, as the original's add_extra_convs="on_input").
-        top_block=L(LastLevelP6P7)(in_channels=768, out_channels=256, in_feature="res5"),
+        top_block=L(SARLastLevelP6P7)(
+            in_channels=768,
+            out_channels=256,
+            in_feature="res5",
+            relu_before_p7=False,  # original; detectron2: True
+        ),
     ),
     head=L(RetinaNetHead)(
         input_shape=[ShapeSpec(channels=256)] * 5,
@@ -50,11 +60,20 @@ model = L(RetinaNet)(
         strides=[8, 16, 32, 64, 128],
         offset=0.0,
     ),
-    box2box_transform=L(Box2BoxTransform)(weights=[1.0, 1.0, 1.0, 1.0]),
-    # IoU >= 0.5 positive, < 0.4 negative, low-quality matches allowed
-    anchor_matcher=L(Matcher)(
-        thresholds=[0.4, 0.5], labels=[0, -1, 1], allow_low_quality_matches=True
+    box2box_transform=L(SARBox2BoxTransform)(
+        weights=[1.0, 1.0, 1.0, 1.0],
+        two_sided_clamp=True,  # original: dw/dh clamped to +-log(1000/16); detectron2: False
     ),
+    # IoU >= 0.5 positive, < 0.4 negative, low-quality matches allowed
+    anchor_matcher=L(SARMatcher)(
+        thresholds=[0.4, 0.5],
+        labels=[0, -1, 1],
+        allow_low_quality_matches=True,
+        low_quality_assign="last_gt",  # original; detectron2: "argmax"
+    ),
+    loss_normalizer="batch",  # original: positives of this batch; detectron2: "ema"
+    clip_before_nms=True,  # original; detectron2: False
+    drop_empty_before_nms=True,  # original; detectron2: False
     num_classes=len(SARDET100K_CATEGORIES),
     focal_loss_alpha=0.25,
     focal_loss_gamma=2.0,
