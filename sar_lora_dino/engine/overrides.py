@@ -103,7 +103,7 @@ def _check(cfg, override, key, value):
         return
     if new not in _COMPATIBLE[old]:
         raise ConfigOverrideError(
-            f"Override {override!r}: {key!r} expects a {old} (current value "
+            f"Override {override!r}: {key!r} expects {'an' if old == 'int' else 'a'} {old} (current value "
             f"{OmegaConf.to_container(parent) if old in ('list', 'dict') else parent!r}), "
             f"got {value!r} ({new})."
         )

@@ -1,0 +1,33 @@
+"""Shared pieces of the engine tests: a tiny synthetic SARDet root and the tiny config."""
+import argparse
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_CONFIG = os.path.join(REPO, "tests", "configs", "tiny_lora_r16_fc1fc2.py")
+
+
+def make_tiny_root(root, prefix):
+    """Write 8 train / 4 val images of 128 px and register them as ``{prefix}_{train,val}``."""
+    from sar_lora_dino.data import make_synthetic_sardet, register_sardet100k
+
+    make_synthetic_sardet(root, num_train=8, num_val=4, num_test=0, sizes=(128,), seed=0)
+    register_sardet100k(root=root, prefix=prefix, splits=("train", "val"))
+    return root
+
+
+def tiny_cfg(output_dir, prefix, extra=(), eval_only=False, resume=False):
+    """Load the tiny config for datasets ``prefix_*``; returns (cfg, args) after setup."""
+    from sar_lora_dino.engine import load_config, setup
+
+    opts = [
+        f"train.output_dir={output_dir}",
+        f"dataloader.train.dataset.names={prefix}_train",
+        f"dataloader.test.dataset.names={prefix}_val",
+        *extra,
+    ]
+    args = argparse.Namespace(
+        config_file=TINY_CONFIG, opts=opts, eval_only=eval_only, resume=resume
+    )
+    cfg = load_config(TINY_CONFIG, opts)
+    setup(cfg, args)
+    return cfg, args

@@ -1,0 +1,138 @@
+"""Training, resume, evaluation and the metrics files of tools/lazyconfig_train_net.py's engine."""
+import glob
+import json
+import os
+
+import pytest
+import torch
+from detectron2.engine import HookBase
+
+from engine_helpers import make_tiny_root, tiny_cfg
+from sar_lora_dino.engine import count_parameters, do_eval, do_train
+from sar_lora_dino.engine.plots import read_metrics
+
+PREFIX = "enginetest"
+
+
+class _Killed(RuntimeError):
+    pass
+
+
+class _KillAfter(HookBase):
+    """Stop training with an exception after a given iteration, like a killed job."""
+
+    def __init__(self, iteration):
+        self._iteration = iteration
+
+    def after_step(self):
+        if self.trainer.iter == self._iteration:
+            raise _Killed(f"stopped after iteration {self._iteration}")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return make_tiny_root(str(tmp_path_factory.mktemp("tinysar") / "root"), PREFIX)
+
+
+@pytest.fixture(scope="module")
+def full_run(data_root, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("full"))
+    cfg, args = tiny_cfg(out, PREFIX)
+    results = do_train(cfg, args)
+    return out, results
+
+
+def _val_dir(out):
+    return os.path.join(out, "inference", f"{PREFIX}_val")
+
+
+def test_training_writes_checkpoints_metrics_and_best(full_run):
+    out, results = full_run
+    for name in ("model_final.pth", "model_best.pth", "metrics.json", "config.yaml", "log.txt"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    assert glob.glob(os.path.join(out, "events.out.tfevents.*"))
+    with open(os.path.join(out, "last_checkpoint")) as f:
+        assert f.read().strip() == "model_final.pth"  # model_best must not become the resume point
+    assert not glob.glob(os.path.join(out, "**", "*.tmp"), recursive=True)
+    records = read_metrics(os.path.join(out, "metrics.json"))
+    evals = [r["iteration"] for r in records if "bbox/AP" in r]
+    assert evals == [2, 6]  # every eval_period (3) and at the end
+    best = torch.load(os.path.join(out, "model_best.pth"), weights_only=False)
+    assert set(best) == {"model", "iteration", "best_metric"}
+    assert "bbox" in results and "AP" in results["bbox"]
+
+
+def test_metrics_json_contents(full_run):
+    out, results = full_run
+    with open(os.path.join(_val_dir(out), "coco_metrics.json")) as f:
+        record = json.load(f)
+    assert record["dataset"] == f"{PREFIX}_val" and record["split"] == "val"
+    assert set(record["bbox"]) == {"AP", "AP50", "AP75", "APs", "APm", "APl"}
+    classes = ["ship", "aircraft", "car", "tank", "bridge", "harbor"]
+    assert list(record["per_class_AP"]) == classes
+    for key, value in record["bbox"].items():
+        expected = results["bbox"][key]
+        assert value is None if expected != expected else value == pytest.approx(expected)
+    assert record["setting"] == "tiny_lora_r16_fc1fc2" and record["seed"] == 0
+    assert record["iteration"] == 6 and record["world_size"] == 1
+    assert 0 < record["trainable_params"] < record["total_params"]
+    assert os.path.isfile(record["predictions"])
+
+
+def test_resume_continues_iteration_and_lr_schedule(full_run, tmp_path):
+    out_full, _ = full_run
+    out = str(tmp_path)
+    cfg, args = tiny_cfg(out, PREFIX)
+    with pytest.raises(_Killed):
+        do_train(cfg, args, extra_hooks=[_KillAfter(3)])
+    assert not os.path.exists(os.path.join(out, "model_final.pth"))
+    with open(os.path.join(out, "last_checkpoint")) as f:
+        assert f.read().strip() == "model_0000002.pth"
+
+    cfg, args = tiny_cfg(out, PREFIX, resume=True)
+    started = []
+
+    class _Start(HookBase):
+        def before_train(self):
+            started.append(self.trainer.iter)
+
+    do_train(cfg, args, resume=True, extra_hooks=[_Start()])
+    assert started == [3]
+    lr_full = {r["iteration"]: r["lr"] for r in read_metrics(f"{out_full}/metrics.json") if "lr" in r}
+    lr_resumed = {r["iteration"]: r["lr"] for r in read_metrics(f"{out}/metrics.json") if "lr" in r}
+    assert sorted(lr_resumed) == list(range(6))
+    assert len(set(lr_full.values())) >= 4  # the schedule does change within the run
+    for it in range(6):
+        assert lr_resumed[it] == pytest.approx(lr_full[it], rel=1e-9), it
+    final = torch.load(os.path.join(out, "model_final.pth"), weights_only=False)
+    assert final["iteration"] == 5
+
+
+def test_eval_only_reproduces_final_training_ap(full_run, tmp_path):
+    out_full, _ = full_run
+    checkpoint = os.path.join(out_full, "model_final.pth")
+    cfg, args = tiny_cfg(str(tmp_path), PREFIX, [f"train.init_checkpoint={checkpoint}"], True)
+    results = do_eval(cfg, args)
+    logged = [r for r in read_metrics(f"{out_full}/metrics.json") if "bbox/AP" in r][-1]
+    for key in ("AP", "AP50", "AP75"):
+        assert results["bbox"][key] == pytest.approx(logged[f"bbox/{key}"], abs=1e-9)
+    with open(os.path.join(_val_dir(out_full), "coco_instances_results.json")) as f:
+        trained = json.load(f)
+    with open(os.path.join(_val_dir(str(tmp_path)), "coco_instances_results.json")) as f:
+        evaluated = json.load(f)
+    assert len(trained) > 0 and trained == evaluated
+    with open(os.path.join(_val_dir(str(tmp_path)), "coco_metrics.json")) as f:
+        record = json.load(f)
+    assert record["checkpoint"] == checkpoint and record["iteration"] == 5
+
+
+def test_eval_only_needs_a_checkpoint(data_root, tmp_path):
+    cfg, args = tiny_cfg(str(tmp_path), PREFIX, eval_only=True)
+    with pytest.raises(ValueError, match="train.init_checkpoint"):
+        do_eval(cfg, args)
+
+
+def test_trainable_parameters_are_counted_through_ddp_wrappers():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    model[0].weight.requires_grad_(False)
+    assert count_parameters(model) == (4 + 10, 12 + 4 + 10)
