@@ -21,7 +21,7 @@ model.head.conv_dims = [32]
 model.test_score_thresh = 0.0
 model.max_detections_per_image = 20
 
-dataloader.image_size = [96, 128]
+dataloader.image_scale = [128, 96]  # (w, h)
 dataloader.train.total_batch_size = 2
 dataloader.train.num_workers = 0
 dataloader.test.num_workers = 0
