@@ -28,7 +28,8 @@ train = dict(
     # A DINOv3 ConvNeXt-S file in any released layout, or a detectron2 checkpoint of ours.
     init_checkpoint=os.environ.get("DINOV3_WEIGHTS", ""),
     max_iter=MAX_ITER,
-    amp=dict(enabled=True, dtype="float16"),  # the original trained with fp16 AMP; CPU runs fp32
+    # The original trained with fp16 AMP; on a machine without CUDA, fp32.
+    amp=dict(enabled=torch.cuda.is_available(), dtype="float16"),
     clip_grad=None,  # or dict(max_norm=...)
     ddp=dict(broadcast_buffers=False, find_unused_parameters=False, fp16_compression=False),
     checkpointer=dict(period=ITERS_PER_EPOCH, max_to_keep=3),
