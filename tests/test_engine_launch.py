@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from engine_helpers import REPO, TINY_CONFIG, make_tiny_root, tiny_cfg
+
 from sar_lora_dino.engine import do_eval
 from sar_lora_dino.engine.plots import read_metrics
 

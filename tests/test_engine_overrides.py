@@ -4,9 +4,14 @@ import os
 import pytest
 import torch
 from detectron2.utils.events import EventStorage
+from engine_helpers import REPO, TINY_CONFIG
 
-from engine_helpers import TINY_CONFIG
-from sar_lora_dino.engine import ConfigOverrideError, MixedPrecisionTrainer, atomic_write, load_config
+from sar_lora_dino.engine import (
+    ConfigOverrideError,
+    MixedPrecisionTrainer,
+    atomic_write,
+    load_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def test_valid_overrides_apply(cfg_loader):
 
 
 def test_unknown_key_names_the_key_and_a_suggestion(cfg_loader):
-    with pytest.raises(ConfigOverrideError, match=r"'train.max_itr'.*Did you mean 'train.max_iter'"):
+    with pytest.raises(ConfigOverrideError, match=r"'train.max_itr'.*Did you mean 'train.max_iter"):
         cfg_loader("train.max_itr=5")
 
 
@@ -49,7 +54,7 @@ def test_constructor_arguments_are_checked_against_the_target(cfg_loader):
 def test_cli_exits_with_the_message_before_starting(capsys):
     import importlib.util
 
-    path = os.path.join(os.path.dirname(TINY_CONFIG), "..", "..", "tools", "lazyconfig_train_net.py")
+    path = os.path.join(REPO, "tools", "lazyconfig_train_net.py")
     spec = importlib.util.spec_from_file_location("lazyconfig_train_net", path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)

@@ -1,12 +1,12 @@
-"""tools/summarize_runs.py: mean ± std over seeds of generated metrics files, as Markdown and TSV."""
+"""tools/summarize_runs.py: mean ± std over seeds of generated metrics files, Markdown and TSV."""
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-
 from engine_helpers import REPO
+
 from sar_lora_dino.engine.results_table import collect_runs, format_markdown, summarize
 
 
@@ -81,7 +81,9 @@ def test_command_line_writes_markdown_and_tsv(runs, tmp_path):
     assert "0.419 ± 0.006 (3 seeds)" in proc.stdout
     with open(out + ".tsv") as f:
         header, *rows = f.read().strip().splitlines()
-    assert header.split("\t")[:7] == ["setting", "split", "n", "seeds", "trainable_params", "AP_mean", "AP_std"]
+    assert header.split("\t")[:7] == [
+        "setting", "split", "n", "seeds", "trainable_params", "AP_mean", "AP_std"
+    ]
     assert rows[0].split("\t")[:7] == ["linear", "val", "3", "0,1,2", "9402970", "0.4193", "0.0060"]
     assert os.path.isfile(out + ".md")
 

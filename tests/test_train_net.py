@@ -6,8 +6,8 @@ import os
 import pytest
 import torch
 from detectron2.engine import HookBase
-
 from engine_helpers import make_tiny_root, tiny_cfg
+
 from sar_lora_dino.engine import count_parameters, do_eval, do_train
 from sar_lora_dino.engine.plots import read_metrics
 
@@ -74,7 +74,7 @@ def test_metrics_json_contents(full_run):
         expected = results["bbox"][key]
         assert value is None if expected != expected else value == pytest.approx(expected)
     assert record["setting"] == "tiny_lora_r16_fc1fc2" and record["seed"] == 0
-    assert record["iteration"] == 6 and record["world_size"] == 1
+    assert record["iteration"] == 5 and record["world_size"] == 1  # model_final's iteration
     assert 0 < record["trainable_params"] < record["total_params"]
     assert os.path.isfile(record["predictions"])
 
@@ -98,8 +98,10 @@ def test_resume_continues_iteration_and_lr_schedule(full_run, tmp_path):
 
     do_train(cfg, args, resume=True, extra_hooks=[_Start()])
     assert started == [3]
-    lr_full = {r["iteration"]: r["lr"] for r in read_metrics(f"{out_full}/metrics.json") if "lr" in r}
-    lr_resumed = {r["iteration"]: r["lr"] for r in read_metrics(f"{out}/metrics.json") if "lr" in r}
+    lr_full, lr_resumed = (
+        {r["iteration"]: r["lr"] for r in read_metrics(f"{d}/metrics.json") if "lr" in r}
+        for d in (out_full, out)
+    )
     assert sorted(lr_resumed) == list(range(6))
     assert len(set(lr_full.values())) >= 4  # the schedule does change within the run
     for it in range(6):
@@ -136,3 +138,27 @@ def test_trainable_parameters_are_counted_through_ddp_wrappers():
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     model[0].weight.requires_grad_(False)
     assert count_parameters(model) == (4 + 10, 12 + 4 + 10)
+
+
+def test_pictures_of_a_run(full_run, tmp_path):
+    import cv2
+
+    from sar_lora_dino.engine.plots import paint_predictions, plot_training_curves
+
+    out, _ = full_run
+    metrics = str(tmp_path / "metrics.json")
+    with open(os.path.join(out, "metrics.json")) as src, open(metrics, "w") as dst:
+        dst.write(src.read() + '{"iteration": 7, "total_lo')  # a line cut by a killed run
+    assert [r["iteration"] for r in read_metrics(metrics)][-1] == 6
+    curves = plot_training_curves(metrics, str(tmp_path / "curves.png"))
+    assert cv2.imread(curves).shape[2] == 3
+    painted = paint_predictions(
+        os.path.join(_val_dir(out), "coco_instances_results.json"),
+        f"{PREFIX}_val",
+        str(tmp_path / "pred.png"),
+        num_images=4,
+        score_thresh=0.0,
+        cols=2,
+        tile=100,
+    )
+    assert cv2.imread(painted).shape == (200, 200, 3)

@@ -6,7 +6,8 @@
 # Without DINOV3_WEIGHTS the backbone is randomly initialised. Set DINOV3_WEIGHTS=/path/to/
 # dinov3_convnext_small_*.pth (any released layout) to start from the real weights.
 # Every knob is an environment variable: DEMO_OUT, DEMO_ITERS, DEMO_SIZE, DEMO_BATCH,
-# DEMO_NUM_TRAIN, DEMO_NUM_VAL, DEMO_EVAL_PERIOD, DEMO_LR, DEMO_GPUS.
+# DEMO_NUM_TRAIN, DEMO_NUM_VAL, DEMO_EVAL_PERIOD, DEMO_LR, DEMO_GPUS; arguments are passed to
+# the training command as further key=value overrides.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,7 +72,8 @@ rm -rf "$RUN"
     optimizer.lr="$LR" \
     "lr_multiplier.scheduler.milestones=$MILESTONES" \
     lr_multiplier.scheduler.num_updates="$ITERS" \
-    "lr_multiplier.warmup_length=$(awk "BEGIN {print 20 / $ITERS}")"
+    "lr_multiplier.warmup_length=$(awk "BEGIN {print 20 / $ITERS}")" \
+    "$@"
 
 step "3/4 Pictures"
 "$PY" tools/plot_metrics.py "$RUN" --dataset sardet100k_val --num-images 6 --score-thresh 0.3

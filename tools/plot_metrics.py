@@ -21,7 +21,8 @@ def main(argv=None):
         sys.exit(f"error: {metrics} not found; is {args.output_dir} a training output folder?")
     curves = plot_training_curves(metrics, os.path.join(args.output_dir, "loss_and_ap.png"))
     print(f"Wrote {curves}")
-    predictions = os.path.join(args.output_dir, "inference", args.dataset, "coco_instances_results.json")
+    inference = os.path.join(args.output_dir, "inference", args.dataset)
+    predictions = os.path.join(inference, "coco_instances_results.json")
     if os.path.isfile(predictions):
         import sar_lora_dino  # noqa: F401  (registers the datasets)
 

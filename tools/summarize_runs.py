@@ -19,8 +19,8 @@ def main(argv=None):
         description=__doc__,
         epilog="Example: tools/summarize_runs.py output/*/seed* --out results/table",
     )
-    parser.add_argument("runs", nargs="+", help="run output folders, coco_metrics.json files or globs")
-    parser.add_argument("--out", default=None, help="write OUT.md and OUT.tsv (default: print only)")
+    parser.add_argument("runs", nargs="+", help="run folders, coco_metrics.json files or globs")
+    parser.add_argument("--out", default=None, help="write OUT.md and OUT.tsv (default: print)")
     parser.add_argument(
         "--group-by",
         choices=["setting", "dir"],

@@ -63,9 +63,9 @@ def launch(
         return main_func(*args)
     if dist_url is None or dist_url == "auto":
         if num_machines != 1:
-            raise ValueError("--dist-url must name a reachable tcp://host:port for several machines")
+            raise ValueError("--dist-url must be a tcp://host:port that every machine reaches")
         dist_url = f"tcp://127.0.0.1:{_free_local_port()}"
-    logger.info(f"No CUDA: starting {num_procs_per_machine} CPU process(es) with gloo at {dist_url}")
+    logger.info(f"No CUDA: {num_procs_per_machine} CPU process(es) joined by gloo at {dist_url}")
     mp.spawn(
         _gloo_worker,
         nprocs=num_procs_per_machine,

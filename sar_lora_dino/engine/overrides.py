@@ -103,7 +103,8 @@ def _check(cfg, override, key, value):
         return
     if new not in _COMPATIBLE[old]:
         raise ConfigOverrideError(
-            f"Override {override!r}: {key!r} expects {'an' if old == 'int' else 'a'} {old} (current value "
+            f"Override {override!r}: {key!r} expects {'an' if old == 'int' else 'a'} {old} "
+            f"(current value "
             f"{OmegaConf.to_container(parent) if old in ('list', 'dict') else parent!r}), "
             f"got {value!r} ({new})."
         )
@@ -120,7 +121,7 @@ def apply_overrides(cfg, overrides):
 
     Args:
         cfg (DictConfig): the loaded config; changed in place.
-        overrides (list[str]): e.g. ``["train.max_iter=100", "dataloader.train.total_batch_size=4"]``.
+        overrides (list[str]): e.g. ``["train.max_iter=100", "optimizer.lr=2e-4"]``.
 
     Returns:
         DictConfig: ``cfg``.

@@ -17,7 +17,9 @@ logger = logging.getLogger(__name__)
 LOSS_KEYS = ("total_loss", "loss_cls", "loss_box_reg")
 AP_KEYS = ("bbox/AP", "bbox/AP50")
 # BGR colours for classes 0..5, then cycled.
-_COLORS = [(60, 180, 255), (80, 220, 80), (255, 160, 60), (200, 80, 255), (60, 60, 240), (0, 220, 220)]
+_COLORS = [
+    (60, 180, 255), (80, 220, 80), (255, 160, 60), (200, 80, 255), (60, 60, 240), (0, 220, 220)
+]
 
 
 def read_metrics(metrics_file):
@@ -176,7 +178,8 @@ def paint_predictions(
     rows = math.ceil(len(tiles) / cols)
     grid = np.zeros((rows * tile, min(cols, len(tiles)) * tile, 3), np.uint8)
     for i, t in enumerate(tiles):
-        grid[(i // cols) * tile : (i // cols + 1) * tile, (i % cols) * tile : (i % cols + 1) * tile] = t
+        y, x = (i // cols) * tile, (i % cols) * tile
+        grid[y : y + tile, x : x + tile] = t
     ok, png = cv2.imencode(".png", grid)
     if not ok:
         raise RuntimeError(f"could not encode {output_file}")

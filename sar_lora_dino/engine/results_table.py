@@ -3,7 +3,7 @@ import glob
 import json
 import math
 import os
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 
 from .evaluation import BBOX_METRICS, METRICS_FILE
 

@@ -1,4 +1,4 @@
-"""Training and evaluation driven by a LazyConfig: the logic behind tools/lazyconfig_train_net.py."""
+"""Training and evaluation from a LazyConfig: the logic of tools/lazyconfig_train_net.py."""
 import logging
 import os
 
@@ -91,9 +91,10 @@ def setup(cfg, args):
     if comm.is_main_process():
         path = os.path.join(output_dir, "config.yaml")
         tmp = path + ".tmp"
-        LazyConfig.save(cfg, tmp)
-        os.replace(tmp, path)
-        logger.info(f"Full config saved to {path}")
+        LazyConfig.save(cfg, tmp)  # on objects YAML cannot hold, it writes tmp + ".pkl" instead
+        if os.path.exists(tmp):
+            os.replace(tmp, path)
+            logger.info(f"Full config saved to {path}")
     seed = cfg.train.get("seed", -1)
     seed_all_rng(None if seed is None or seed < 0 else seed + rank)
     logger.info(f"Device: {device}")
@@ -170,7 +171,9 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
     last_results = {}
 
     def eval_fn():
-        info = _run_info(cfg, args, iteration=trainer.iter, checkpoint="(in training)")
+        # the last finished iteration, as checkpoints count it (after_train sees max_iter)
+        iteration = min(trainer.iter, cfg.train.max_iter - 1)
+        info = _run_info(cfg, args, iteration=iteration, checkpoint="(in training)")
         last_results.clear()
         last_results.update(evaluate(cfg, model, run_info=info))
         return last_results
@@ -198,6 +201,8 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
         # a checkpoint stores the iteration that had just finished
         start_iter = trainer.iter + 1
         logger.info(f"Resuming from iteration {start_iter}")
+        if start_iter >= cfg.train.max_iter:
+            logger.info("The run had already finished: only the final evaluation runs again.")
     else:
         start_iter = 0
     trainer.train(start_iter, cfg.train.max_iter)
