@@ -162,3 +162,32 @@ def test_pictures_of_a_run(full_run, tmp_path):
         tile=100,
     )
     assert cv2.imread(painted).shape == (200, 200, 3)
+
+
+def test_sigterm_saves_the_state_and_resume_continues_after_it(data_root, tmp_path):
+    import signal
+
+    from sar_lora_dino.engine import TrainingStopped
+
+    class _SendSigterm(HookBase):
+        def before_step(self):
+            if self.trainer.iter == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    out = str(tmp_path)
+    cfg, args = tiny_cfg(out, PREFIX, ["train.eval_period=0"])
+    with pytest.raises(TrainingStopped) as stopped:
+        do_train(cfg, args, extra_hooks=[_SendSigterm()])
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
+    with open(os.path.join(out, "last_checkpoint")) as f:
+        assert f.read().strip() == "model_0000003.pth"  # iteration 3 finished and was kept
+    cfg, args = tiny_cfg(out, PREFIX, ["train.eval_period=0"], resume=True)
+    started = []
+
+    class _Start(HookBase):
+        def before_train(self):
+            started.append(self.trainer.iter)
+
+    do_train(cfg, args, resume=True, extra_hooks=[_Start()])
+    assert started == [4]

@@ -1,7 +1,7 @@
 """Training, evaluation, distributed launch and reporting for LazyConfig detectors."""
 from .checkpointing import TrainingCheckpointer, atomic_write
 from .evaluation import count_parameters, evaluate
-from .hooks import BestCheckpointer
+from .hooks import BestCheckpointer, CheckpointOnSignal, TrainingStopped
 from .launch import launch
 from .overrides import ConfigOverrideError, apply_overrides
 from .train_net import build_argument_parser, do_eval, do_train, load_config, main, setup
@@ -9,9 +9,11 @@ from .trainer import MixedPrecisionTrainer
 
 __all__ = [
     "BestCheckpointer",
+    "CheckpointOnSignal",
     "ConfigOverrideError",
     "MixedPrecisionTrainer",
     "TrainingCheckpointer",
+    "TrainingStopped",
     "apply_overrides",
     "atomic_write",
     "build_argument_parser",

@@ -1,10 +1,13 @@
-"""Training hooks: keep the best checkpoint by a validation metric, across resumes."""
+"""Training hooks: the best checkpoint by a validation metric, and a checkpoint on SIGTERM."""
 import logging
 import math
+import signal
+import threading
 
 from detectron2.engine import HookBase
+from detectron2.utils import comm
 
-__all__ = ["BestCheckpointer"]
+__all__ = ["BestCheckpointer", "CheckpointOnSignal", "TrainingStopped"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,3 +88,58 @@ class BestCheckpointer(HookBase):
     def load_state_dict(self, state_dict):
         self.best_metric = state_dict.get("best_metric")
         self.best_iter = state_dict.get("best_iter")
+
+
+class TrainingStopped(SystemExit):
+    """Raised after :class:`CheckpointOnSignal` saved the state because a signal asked to stop."""
+
+
+class CheckpointOnSignal(HookBase):
+    """
+    On SIGTERM (what job schedulers send before killing) or SIGINT (Ctrl-C), finish the current
+    iteration, save a checkpoint that ``--resume`` continues from, and stop with
+    :class:`TrainingStopped` (exit status 143 or 130). A second signal stops at once.
+
+    All ranks agree on stopping at the same iteration, so DDP never waits for a departed rank.
+    """
+
+    def __init__(self, checkpointer, signals=(signal.SIGTERM, signal.SIGINT)):
+        """
+        Args:
+            checkpointer (TrainingCheckpointer): saves the state (rank 0 writes).
+            signals (tuple[int]): the signals to handle.
+        """
+        self._checkpointer = checkpointer
+        self._signals = tuple(signals)
+        self._previous = {}
+        self._received = None
+
+    def _handle(self, signum, frame):
+        if self._received is not None:  # asked twice: stop now
+            signal.signal(signum, self._previous.get(signum, signal.SIG_DFL))
+            raise KeyboardInterrupt(f"signal {signum} received twice")
+        self._received = signum
+        logger.warning(f"Signal {signum}: saving a checkpoint after this iteration, then stopping.")
+
+    def before_train(self):
+        if threading.current_thread() is not threading.main_thread():
+            logger.warning("Not in the main thread: SIGTERM/SIGINT will not save a checkpoint.")
+            return
+        for sig in self._signals:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def after_step(self):
+        received = self._received
+        if comm.get_world_size() > 1:
+            received = next((r for r in comm.all_gather(received) if r is not None), None)
+        if received is None:
+            return
+        iteration = self.trainer.iter
+        self._checkpointer.save(f"model_{iteration:07d}", iteration=iteration)
+        comm.synchronize()
+        raise TrainingStopped(128 + int(received))
+
+    def after_train(self):
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()

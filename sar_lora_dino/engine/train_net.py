@@ -12,7 +12,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .checkpointing import TrainingCheckpointer
 from .evaluation import count_parameters, evaluate
-from .hooks import BestCheckpointer
+from .hooks import BestCheckpointer, CheckpointOnSignal
 from .overrides import apply_overrides
 from .trainer import MixedPrecisionTrainer
 
@@ -134,7 +134,8 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
 
     Writes into ``train.output_dir``: periodic checkpoints (``train.checkpointer``),
     ``model_final.pth``, ``model_best.pth`` (by ``train.best_checkpointer``, default bbox/AP max),
-    ``metrics.json``, TensorBoard events, ``log.txt`` and the evaluation results.
+    ``metrics.json``, TensorBoard events, ``log.txt`` and the evaluation results. On SIGTERM or
+    SIGINT it saves the current state and stops, so ``--resume`` loses nothing.
 
     Args:
         cfg (DictConfig): the config (after :func:`setup`).
@@ -193,6 +194,7 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
             )
             if comm.is_main_process()
             else None,
+            CheckpointOnSignal(checkpointer),
             *extra_hooks,
         ]
     )
