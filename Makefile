@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.sar_lora_dino-setup
 
-.PHONY: setup test demo clean-venv
+.PHONY: setup test demo lint clean-venv
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ test: setup
 
 demo: setup
 	bash tools/demo.sh
+
+# ruff's formatter is black-compatible (line length 100); ruff also sorts imports.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,4 +1,5 @@
 """Install the sar_lora_dino package (detectron2 is installed separately: see the Makefile)."""
+
 from setuptools import find_packages, setup
 
 setup(

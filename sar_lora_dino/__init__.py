@@ -2,6 +2,7 @@
 
 Importing the package registers the ConvNeXt backbone and the SARDet-100K datasets.
 """
+
 from . import checkpoint, data, modeling  # noqa: F401  (registration side effects)
 
 __version__ = "0.1.0"

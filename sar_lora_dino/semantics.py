@@ -1,4 +1,5 @@
 """One switch for all fidelity items: the original's (MMDetection) semantics or detectron2's."""
+
 from typing import Dict, Tuple
 
 __all__ = ["SEMANTICS", "set_semantics"]

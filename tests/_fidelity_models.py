@@ -1,4 +1,5 @@
 """Tiny RetinaNet builders shared by the fidelity tests."""
+
 import torch
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import Backbone

@@ -1,4 +1,5 @@
 """Shared fixtures: tiny ConvNeXt backbones, a tiny detectron2 RetinaNet and DINOv3 layouts."""
+
 import re
 
 import pytest

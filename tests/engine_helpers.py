@@ -1,4 +1,5 @@
 """Shared pieces of the engine tests: a tiny synthetic SARDet root and the tiny config."""
+
 import argparse
 import os
 

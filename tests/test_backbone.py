@@ -1,14 +1,14 @@
 """ConvNeXtBackbone: detectron2 contract, parameter counts and what each fine-tune mode trains."""
+
 import pytest
 import torch
+from conftest import build_retinanet
 from detectron2.config import get_cfg
 from detectron2.modeling import BACKBONE_REGISTRY, build_backbone
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 from sar_lora_dino.modeling import ConvNeXtBackbone, LoRALinear, add_convnext_config
-
-from conftest import build_retinanet
 
 
 def _trainable(module):

@@ -1,16 +1,16 @@
 """DINOv3 weights in every released layout load exactly; wrong files fail with names."""
+
 import os
 import sys
 
 import pytest
 import torch
+from conftest import to_layout
 from detectron2.checkpoint import DetectionCheckpointer
 from safetensors.torch import save_file
 
 from sar_lora_dino.checkpoint import SARCheckpointer, load_backbone_weights, load_dinov3_file
 from sar_lora_dino.checkpoint import checkpointer as checkpointer_module
-
-from conftest import to_layout
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import convert_dinov3_to_d2  # noqa: E402

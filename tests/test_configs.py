@@ -1,11 +1,11 @@
-"""Every shipped LazyConfig loads, instantiates offline and has the paper's trainable-parameter count."""
+"""Every shipped LazyConfig loads, instantiates offline and has the paper's parameter count."""
+
 import glob
 import os
 
 import numpy as np
 import pytest
 import torch
-
 from detectron2.config import LazyConfig, instantiate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -148,9 +148,26 @@ def test_paper_configs_default_to_the_original_semantics_and_one_variant_flips_a
         os.path.join(REPO, "configs", "sar_lora_dino", CONFIG_BY_NAME["detectron2"])
     )
     assert _semantics_fields(base) == (
-        False, "xavier_uniform", "batch", "last_gt", True, True, True, "opencv", "opencv",
+        False,
+        "xavier_uniform",
+        "batch",
+        "last_gt",
+        True,
+        True,
+        True,
+        "opencv",
+        "opencv",
         "original",
     )
     assert _semantics_fields(native) == (
-        True, "c2_xavier", "ema", "argmax", False, False, False, "pil", "pil", "detectron2",
+        True,
+        "c2_xavier",
+        "ema",
+        "argmax",
+        False,
+        False,
+        False,
+        "pil",
+        "pil",
+        "detectron2",
     )

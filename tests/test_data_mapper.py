@@ -1,18 +1,17 @@
 """A corrupt image fails in the mapper with its path and split, not a bare PIL trace."""
+
 import os
 
+import detectron2.data.transforms as T
 import numpy as np
 import pytest
 from PIL import Image
 
-import detectron2.data.transforms as T
 from sar_lora_dino.data import SARDatasetMapper
 
 
 def _mapper():
-    return SARDatasetMapper(
-        is_train=True, augmentations=[T.Resize((64, 64))], image_format="RGB"
-    )
+    return SARDatasetMapper(is_train=True, augmentations=[T.Resize((64, 64))], image_format="RGB")
 
 
 def test_grayscale_image_becomes_three_channel_rgb(tmp_path):
@@ -20,8 +19,9 @@ def test_grayscale_image_becomes_three_channel_rgb(tmp_path):
     folder.mkdir(parents=True)
     path = folder / "0000001.bmp"
     Image.fromarray(np.full((40, 50), 200, np.uint8), mode="L").save(path)
-    out = _mapper()({"file_name": str(path), "height": 40, "width": 50, "image_id": 1,
-                     "annotations": []})
+    out = _mapper()(
+        {"file_name": str(path), "height": 40, "width": 50, "image_id": 1, "annotations": []}
+    )
     assert tuple(out["image"].shape) == (3, 64, 64)
 
 

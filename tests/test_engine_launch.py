@@ -1,4 +1,5 @@
 """Two CPU processes (gloo) train and evaluate through the command line like one process does."""
+
 import json
 import os
 import subprocess

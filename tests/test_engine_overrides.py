@@ -1,4 +1,5 @@
 """Checked command-line overrides, the training step's options and atomic file writes."""
+
 import os
 
 import pytest

@@ -1,4 +1,5 @@
 """Item 6 of the fidelity list: dw/dh clamped on both sides before exp."""
+
 import math
 
 import torch

@@ -1,10 +1,11 @@
 """Items 1 and 8 of the fidelity list: P7 without ReLU, Xavier-uniform FPN init."""
+
 import math
 
 import pytest
 import torch
-
 from _fidelity_models import TinyBottomUp
+
 from sar_lora_dino.modeling.fpn import SARFPN, SARLastLevelP6P7
 
 

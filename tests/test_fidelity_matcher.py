@@ -1,4 +1,5 @@
 """Item 3 of the fidelity list: the original's low-quality re-assignment."""
+
 import torch
 from detectron2.structures import Boxes, pairwise_iou
 

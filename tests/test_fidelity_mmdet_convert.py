@@ -1,12 +1,13 @@
 """Item 10 and the converter: the original's MMDetection checkpoints in our model."""
+
 import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 import torch
-
 from _fidelity_models import tiny_retinanet
+
 from sar_lora_dino.checkpoint.mmdet import (
     anchor_permutation,
     convert_d2_state_dict_to_mmdet,

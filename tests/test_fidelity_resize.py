@@ -1,4 +1,5 @@
 """Item 7 of the fidelity list: OpenCV INTER_LINEAR resize with (w, h) scale."""
+
 import cv2
 import numpy as np
 import pytest

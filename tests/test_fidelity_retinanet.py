@@ -1,12 +1,12 @@
 """Items 2, 4 and 5 of the fidelity list: loss normaliser, clipping and empty boxes."""
+
 import copy
 
 import pytest
 import torch
+from _fidelity_models import tiny_retinanet
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
-
-from _fidelity_models import tiny_retinanet
 
 
 def _batch():

@@ -1,5 +1,7 @@
 """The single switch between the original's semantics and detectron2's."""
+
 import pytest
+from _fidelity_models import TinyBottomUp
 from detectron2.config import LazyCall as L
 from detectron2.config import instantiate
 from detectron2.layers import ShapeSpec
@@ -7,7 +9,6 @@ from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
 from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 from omegaconf import OmegaConf
 
-from _fidelity_models import TinyBottomUp
 from sar_lora_dino.data.transforms import SARResize
 from sar_lora_dino.modeling.box_transform import SARBox2BoxTransform
 from sar_lora_dino.modeling.fpn import SARFPN, SARLastLevelP6P7

@@ -1,11 +1,17 @@
 """LoRALinear maths, injection rules and the memory kept for backward."""
+
 import pytest
 import timm
 import torch
 from torch import nn
 
-from sar_lora_dino.modeling import ConvNeXtBackbone, LoRALinear, inject_lora, merge_lora
-from sar_lora_dino.modeling import unmerge_lora
+from sar_lora_dino.modeling import (
+    ConvNeXtBackbone,
+    LoRALinear,
+    inject_lora,
+    merge_lora,
+    unmerge_lora,
+)
 from sar_lora_dino.modeling.convnext import _LeanConv2d
 
 

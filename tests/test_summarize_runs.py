@@ -1,4 +1,5 @@
 """tools/summarize_runs.py: mean ± std over seeds of generated metrics files, Markdown and TSV."""
+
 import json
 import os
 import subprocess
@@ -82,7 +83,13 @@ def test_command_line_writes_markdown_and_tsv(runs, tmp_path):
     with open(out + ".tsv") as f:
         header, *rows = f.read().strip().splitlines()
     assert header.split("\t")[:7] == [
-        "setting", "split", "n", "seeds", "trainable_params", "AP_mean", "AP_std"
+        "setting",
+        "split",
+        "n",
+        "seeds",
+        "trainable_params",
+        "AP_mean",
+        "AP_std",
     ]
     assert rows[0].split("\t")[:7] == ["linear", "val", "3", "0,1,2", "9402970", "0.4193", "0.0060"]
     assert os.path.isfile(out + ".md")

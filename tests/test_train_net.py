@@ -1,4 +1,5 @@
 """Training, resume, evaluation and the metrics files of tools/lazyconfig_train_net.py's engine."""
+
 import glob
 import json
 import os

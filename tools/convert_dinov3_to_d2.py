@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Convert DINOv3 ConvNeXt weights (official, timm or HF layout) to a detectron2 checkpoint."""
+
 import argparse
 import os
 import tempfile

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Convert a checkpoint of the original MMDetection RetinaNet to a detectron2 checkpoint."""
+
 import argparse
 
 from sar_lora_dino.checkpoint.mmdet import convert_mmdet_checkpoint

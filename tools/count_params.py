@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Print the trainable and total parameters of each config's model, as the paper's table counts them."""
+"""Print each config's trainable and total parameters, as the paper's table counts them."""
+
 import argparse
 import glob
 import os

@@ -16,8 +16,10 @@ Fixes (nothing else is changed):
 The sdist's ``setup.py`` is told to build no extension (``ext_modules=[]``) and to ship the
 model zoo's config files (its glob for them runs from a folder the sdist does not have).
 
-Run with the Python of the environment to install into: ``.venv/bin/python tools/install_detectron2.py``.
+Run with the Python of the environment to install into:
+``.venv/bin/python tools/install_detectron2.py``.
 """
+
 import argparse
 import importlib.util
 import os
@@ -95,7 +97,9 @@ def _fix_setup(text):
     return text.replace(old, "ext_modules=[],"), text.count(old)
 
 
-@_fix("setup.py", "ship model_zoo/configs (its glob looks for a top-level configs/ the sdist lacks)")
+@_fix(
+    "setup.py", "ship model_zoo/configs (its glob looks for a top-level configs/ the sdist lacks)"
+)
 def _fix_setup_configs(text):
     old = 'package_data={"detectron2.model_zoo": get_model_zoo_configs()},'
     new = 'package_data={"detectron2.model_zoo": ["configs/**/*.yaml", "configs/**/*.py"]},'
@@ -147,7 +151,9 @@ def main():
         print(f"install_detectron2: using the detectron2 already installed at {spec.origin}")
         return
     if importlib.util.find_spec("torch") is None:
-        raise SystemExit("install_detectron2: install torch first (detectron2's setup.py imports it)")
+        raise SystemExit(
+            "install_detectron2: install torch first (detectron2's setup.py imports it)"
+        )
 
     pip = [sys.executable, "-m", "pip"]
     with tempfile.TemporaryDirectory(prefix="d2-sdist-") as tmp:

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Train or evaluate a detector from a LazyConfig file, on GPUs (NCCL) or CPU processes (gloo)."""
+
 import os
 import sys
 

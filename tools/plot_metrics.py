@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Draw a run's pictures: loss and val AP over iterations, and predictions painted on images."""
+
 import argparse
 import os
 import sys

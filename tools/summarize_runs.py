@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Tabulate the COCO metrics of several runs (e.g. 3 seeds per setting) as Markdown and TSV."""
+
 import argparse
 import os
 import sys

@@ -1,6 +1,6 @@
 """AdamW as in the original: lr 1e-4, betas (0.9, 0.999), weight decay 0.05 on every trainable tensor."""
-import torch
 
+import torch
 from detectron2.config import LazyCall as L
 from detectron2.solver.build import get_default_optimizer_params
 

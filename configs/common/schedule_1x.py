@@ -1,11 +1,11 @@
 """The 1x schedule (12 epochs of SARDet-100K train at 16 images per iteration) and run settings."""
+
 import os
 
 import torch
-from fvcore.common.param_scheduler import MultiStepParamScheduler
-
 from detectron2.config import LazyCall as L
 from detectron2.solver import WarmupParamScheduler
+from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 # 94,493 train images / 16 images per iteration = 5,906 iterations per epoch;
 # 12 epochs = 70,872 iterations; lr x0.1 after epochs 8 and 11.

@@ -1,4 +1,5 @@
 """Linear probe: frozen DINOv3 ConvNeXt-S, only FPN + head train (paper: 9.403M params)."""
+
 from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
     dataloader,
     lr_multiplier,

@@ -3,6 +3,7 @@
 Same model and parameters (11.569M); only the ten documented behaviours differ (README,
 "Fidelity"): P7 ReLU, EMA loss normaliser, argmax low-quality matching, clipping after NMS, ...
 """
+
 from sar_lora_dino.semantics import set_semantics
 
 from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (

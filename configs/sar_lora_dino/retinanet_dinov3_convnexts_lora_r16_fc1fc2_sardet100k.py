@@ -1,4 +1,5 @@
 """LoRA r16 on mlp.fc1 + mlp.fc2 of every block, frozen DINOv3 ConvNeXt-S (paper: 11.569M params)."""
+
 from ..common.data.sardet100k import dataloader
 from ..common.models.retinanet_convnext import model
 from ..common.optim import optimizer

@@ -1,4 +1,5 @@
 """Ablation: LoRA r16 on mlp.fc2 only (paper: 0.507 val / 0.483 test mAP)."""
+
 from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
     dataloader,
     lr_multiplier,

@@ -1,4 +1,5 @@
 """Ablation: LoRA r4 on mlp.fc2 + the last stage trainable (paper: 0.558 val / 0.534 test mAP)."""
+
 from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
     dataloader,
     lr_multiplier,

@@ -1,4 +1,5 @@
 """Ablation: LoRA r8 on mlp.fc1 + mlp.fc2 (paper: 0.519 val / 0.496 test mAP)."""
+
 from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
     dataloader,
     lr_multiplier,

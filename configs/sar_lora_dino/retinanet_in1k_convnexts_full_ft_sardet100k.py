@@ -1,4 +1,5 @@
 """Baseline: ImageNet-supervised ConvNeXt-S (timm convnext_small), full fine-tune (paper: 0.594 val)."""
+
 import os
 
 from .retinanet_dinov3_convnexts_full_ft_sardet100k import (

@@ -1,4 +1,5 @@
 """Baseline: frozen ImageNet-supervised ConvNeXt-S (timm convnext_small), linear probe (paper: 0.401 val)."""
+
 import os
 
 from .retinanet_dinov3_convnexts_linear_sardet100k import (

@@ -1,4 +1,5 @@
 """Reading checkpoints of every supported layout into our detectron2 models."""
+
 from .checkpointer import SARCheckpointer, find_convnext_backbone, load_backbone_weights
 from .dinov3 import (
     DINOV3_LAYOUTS,

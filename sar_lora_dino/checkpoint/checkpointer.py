@@ -1,4 +1,5 @@
 """A DetectionCheckpointer that also reads DINOv3 backbone files (and, when present, MMDet ones)."""
+
 import importlib
 import importlib.util
 from typing import Any, Dict, List, Mapping, Optional, Tuple

@@ -1,4 +1,5 @@
 """Read DINOv3 ConvNeXt weights in the official, timm or Hugging Face layout as timm keys."""
+
 import logging
 import os
 import re

@@ -1,4 +1,5 @@
 """Key mapping between the original's MMDetection RetinaNet checkpoints and our model."""
+
 import os
 import pickle
 import re

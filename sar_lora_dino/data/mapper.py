@@ -1,4 +1,5 @@
 """DatasetMapper whose failures on a bad image name the file and its split."""
+
 import os
 
 from detectron2.data import DatasetMapper

@@ -1,4 +1,5 @@
 """Fixed-size resize taking the original's (w, h) scale, with OpenCV or PIL bilinear."""
+
 import cv2
 import numpy as np
 from detectron2.data import transforms as T

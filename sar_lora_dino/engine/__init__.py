@@ -1,4 +1,5 @@
 """Training, evaluation, distributed launch and reporting for LazyConfig detectors."""
+
 from .checkpointing import TrainingCheckpointer, atomic_write
 from .evaluation import count_parameters, evaluate
 from .hooks import BestCheckpointer, CheckpointOnSignal, TrainingStopped

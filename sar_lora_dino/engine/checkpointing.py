@@ -1,4 +1,5 @@
 """Checkpoints that are never half-written: save to a temporary file, then rename."""
+
 import os
 import tempfile
 

@@ -1,4 +1,5 @@
 """COCO evaluation of every dataset in ``dataloader.test``, printed and written as JSON."""
+
 import copy
 import json
 import logging
@@ -117,9 +118,7 @@ def evaluate(cfg, model, run_info=None):
         loader_cfg.dataset.names = name
         evaluator_cfg, output_dir = _evaluator_cfg(cfg, name, len(names))
         logger.info(f"Evaluating {name}; predictions and metrics go to {output_dir}")
-        results = inference_on_dataset(
-            model, instantiate(loader_cfg), instantiate(evaluator_cfg)
-        )
+        results = inference_on_dataset(model, instantiate(loader_cfg), instantiate(evaluator_cfg))
         if comm.is_main_process():
             _report(name, results, output_dir, run_info, model)
         all_results[name] = results

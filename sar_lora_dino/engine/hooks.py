@@ -1,4 +1,5 @@
 """Training hooks: the best checkpoint by a validation metric, and a checkpoint on SIGTERM."""
+
 import logging
 import math
 import signal

@@ -1,4 +1,5 @@
 """Start one training/evaluation process per device: detectron2's NCCL launch, or gloo on CPU."""
+
 import logging
 import os
 import socket

@@ -1,4 +1,5 @@
 """Command-line ``key=value`` overrides that fail loudly on unknown keys and mistyped values."""
+
 import difflib
 import inspect
 

@@ -1,4 +1,5 @@
 """Pictures of a run: loss and AP curves from metrics.json, predictions painted on images."""
+
 import json
 import logging
 import math
@@ -18,7 +19,12 @@ LOSS_KEYS = ("total_loss", "loss_cls", "loss_box_reg")
 AP_KEYS = ("bbox/AP", "bbox/AP50")
 # BGR colours for classes 0..5, then cycled.
 _COLORS = [
-    (60, 180, 255), (80, 220, 80), (255, 160, 60), (200, 80, 255), (60, 60, 240), (0, 220, 220)
+    (60, 180, 255),
+    (80, 220, 80),
+    (255, 160, 60),
+    (200, 80, 255),
+    (60, 60, 240),
+    (0, 220, 220),
 ]
 
 
@@ -81,8 +87,9 @@ def plot_training_curves(metrics_file, output_file, title=None):
         if series[key]:
             x, y = zip(*series[key])
             ax_ap.plot(x, y, marker="o", label=f"val {key.split('/')[-1]}")
-            ax_ap.annotate(f"{y[-1]:.1f}", (x[-1], y[-1]), textcoords="offset points",
-                           xytext=(4, 4))
+            ax_ap.annotate(
+                f"{y[-1]:.1f}", (x[-1], y[-1]), textcoords="offset points", xytext=(4, 4)
+            )
     if not any(series[k] for k in AP_KEYS):
         ax_ap.text(0.5, 0.5, "no evaluation yet", ha="center", transform=ax_ap.transAxes)
     ax_ap.set_ylabel("COCO bbox AP (%)")
@@ -101,8 +108,7 @@ def _label(img, text, x, y, color):
     (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
     y = max(y, h + 2)
     cv2.rectangle(img, (x, y - h - 3), (x + w + 2, y), color, -1)
-    cv2.putText(img, text, (x + 1, y - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1,
-                cv2.LINE_AA)
+    cv2.putText(img, text, (x + 1, y - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
 
 
 def _tile(record, predictions, classes, id_map, score_thresh, tile):
@@ -127,8 +133,17 @@ def _tile(record, predictions, classes, id_map, score_thresh, tile):
         shown += 1
     canvas = np.zeros((tile, tile, 3), np.uint8)
     canvas[: img.shape[0], : img.shape[1]] = img
-    cv2.putText(canvas, f"{os.path.basename(record['file_name'])}: {shown} boxes",
-                (4, tile - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+    caption = f"{os.path.basename(record['file_name'])}: {shown} predicted, truth in white"
+    cv2.putText(
+        canvas,
+        caption,
+        (4, tile - 6),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.4,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
     return canvas
 
 

@@ -1,4 +1,5 @@
 """Collect the metrics files of several runs into a paper-style table (mean ± std over seeds)."""
+
 import glob
 import json
 import math
@@ -52,9 +53,7 @@ def setting_name(record):
     or the training (seed, paths and evaluation choices do not count).
     """
     name = record.get("setting") or "unknown"
-    changes = [
-        o for o in record.get("overrides", []) if not o.startswith(_RUN_ONLY_PREFIXES)
-    ]
+    changes = [o for o in record.get("overrides", []) if not o.startswith(_RUN_ONLY_PREFIXES)]
     return name + (" [" + " ".join(changes) + "]" if changes else "")
 
 

@@ -1,4 +1,5 @@
 """Training and evaluation from a LazyConfig: the logic of tools/lazyconfig_train_net.py."""
+
 import logging
 import os
 

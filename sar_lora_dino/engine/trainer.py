@@ -1,4 +1,5 @@
 """The training step: optional mixed precision (fp16 or bf16) and optional gradient clipping."""
+
 import logging
 import time
 

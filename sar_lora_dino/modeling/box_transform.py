@@ -1,4 +1,5 @@
 """Box delta decoding with the original's two-sided clamp on dw/dh."""
+
 import math
 from typing import Tuple
 

@@ -1,4 +1,5 @@
 """ConvNeXt (timm) as a detectron2 backbone, with LoRA / frozen / full fine-tuning modes."""
+
 from typing import Dict, Optional, Sequence
 
 import timm

@@ -1,4 +1,5 @@
 """FPN and its P6/P7 top block with the original's init and P7 input as switches."""
+
 import torch.nn.functional as F
 from detectron2.modeling.backbone.fpn import FPN, LastLevelP6P7
 from torch import nn

@@ -1,4 +1,5 @@
 """Low-rank adapters (LoRA) for frozen nn.Linear layers, with injection and merge helpers."""
+
 import math
 from typing import Iterable, List, Sequence, Set
 

@@ -1,4 +1,5 @@
 """Anchor matching with the original's low-quality re-assignment as a switch."""
+
 import torch
 from detectron2.modeling.matcher import Matcher
 

@@ -1,4 +1,5 @@
 """RetinaNet with the original's loss normaliser and pre-NMS box handling as switches."""
+
 from typing import List, Tuple
 
 import torch

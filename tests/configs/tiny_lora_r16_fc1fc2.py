@@ -1,4 +1,5 @@
 """The shipped LoRA r16 fc1+fc2 config shrunk to seconds on a CPU, for the engine tests."""
+
 from detectron2.layers import ShapeSpec
 
 from ...configs.sar_lora_dino.retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (

@@ -1,5 +1,4 @@
 """SARDet-100K data loading: 800x800 resize ignoring aspect ratio, horizontal flip, RGB."""
-from omegaconf import OmegaConf
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
@@ -8,6 +7,8 @@ from detectron2.data import (
     build_detection_train_loader,
     get_detection_dataset_dicts,
 )
+from omegaconf import OmegaConf
+
 from sar_lora_dino.data import SARDatasetMapper, SARDetCOCOEvaluator, get_sardet_train_dicts
 from sar_lora_dino.data.transforms import SARResize
 

@@ -1,4 +1,5 @@
 """RetinaNet + FPN on a LoRA-injected ConvNeXt-S, the detector of the original SAR recipe."""
+
 from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
@@ -8,9 +9,9 @@ from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 # detectron2's stock tools/lazyconfig_train_net.py.
 from sar_lora_dino.data.sardet import SARDET100K_CATEGORIES
 from sar_lora_dino.modeling import (
+    SARFPN,
     ConvNeXtBackbone,
     SARBox2BoxTransform,
-    SARFPN,
     SARLastLevelP6P7,
     SARMatcher,
     SARRetinaNet,
