@@ -1,16 +1,9 @@
 """Tiny RetinaNet builders shared by the fidelity tests."""
 
 import torch
-from detectron2.layers import ShapeSpec
+from conftest import build_retinanet
 from detectron2.modeling import Backbone
-from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
-from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 from torch import nn
-
-from sar_lora_dino.modeling.box_transform import SARBox2BoxTransform
-from sar_lora_dino.modeling.fpn import SARFPN, SARLastLevelP6P7
-from sar_lora_dino.modeling.matcher import SARMatcher
-from sar_lora_dino.modeling.retinanet import SARRetinaNet
 
 NUM_CLASSES = 2
 
@@ -37,35 +30,12 @@ def tiny_retinanet(bottom_up=None, fpn_channels=16, **switches):
     """A seeded RetinaNet with our components on ``bottom_up`` (default: TinyBottomUp)."""
     torch.manual_seed(0)
     bottom_up = bottom_up if bottom_up is not None else TinyBottomUp()
-    c5 = bottom_up.output_shape()["res5"].channels
-    fpn = SARFPN(
-        bottom_up=bottom_up,
-        in_features=["res3", "res4", "res5"],
-        out_channels=fpn_channels,
-        top_block=SARLastLevelP6P7(c5, fpn_channels, in_feature="res5"),
-    )
-    head = RetinaNetHead(
-        input_shape=[ShapeSpec(channels=fpn_channels)] * 5,
+    return build_retinanet(
+        bottom_up,
+        fpn_channels=fpn_channels,
         num_classes=NUM_CLASSES,
-        conv_dims=[fpn_channels] * 2,
-        num_anchors=9,
-    )
-    anchors = DefaultAnchorGenerator(
-        sizes=[[x, x * 2 ** (1.0 / 3), x * 2 ** (2.0 / 3)] for x in [32, 64, 128, 256, 512]],
-        aspect_ratios=[0.5, 1.0, 2.0],
-        strides=[8, 16, 32, 64, 128],
-        offset=0.0,
-    )
-    return SARRetinaNet(
-        backbone=fpn,
-        head=head,
-        head_in_features=["p3", "p4", "p5", "p6", "p7"],
-        anchor_generator=anchors,
-        box2box_transform=SARBox2BoxTransform(weights=(1.0, 1.0, 1.0, 1.0)),
-        anchor_matcher=SARMatcher([0.4, 0.5], [0, -1, 1], allow_low_quality_matches=True),
-        num_classes=NUM_CLASSES,
-        pixel_mean=[0.0, 0.0, 0.0],
-        pixel_std=[1.0, 1.0, 1.0],
-        input_format="RGB",
+        num_convs=2,
+        pixel_mean=(0.0, 0.0, 0.0),
+        pixel_std=(1.0, 1.0, 1.0),
         **switches,
     )

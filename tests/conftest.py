@@ -6,32 +6,46 @@ import pytest
 import timm
 import torch
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import FPN, RetinaNet
 from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
-from detectron2.modeling.backbone.fpn import LastLevelP6P7
-from detectron2.modeling.box_regression import Box2BoxTransform
-from detectron2.modeling.matcher import Matcher
 from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 
-from sar_lora_dino.modeling import ConvNeXtBackbone
+from sar_lora_dino.modeling import (
+    SARFPN,
+    ConvNeXtBackbone,
+    SARBox2BoxTransform,
+    SARLastLevelP6P7,
+    SARMatcher,
+    SARRetinaNet,
+)
 
 TINY = {"arch": "convnext_small", "depths": (1, 1, 2, 1), "dims": (16, 32, 64, 128)}
 
 
-def build_retinanet(backbone, fpn_channels=32, num_classes=6):
-    """RetinaNet + FPN (P3-P7, P6 from C5) with the original's anchors and matching."""
+def build_retinanet(
+    backbone,
+    fpn_channels=32,
+    num_classes=6,
+    num_convs=4,
+    pixel_mean=(123.675, 116.28, 103.53),
+    pixel_std=(58.395, 57.12, 57.375),
+    **switches,
+):
+    """
+    RetinaNet + FPN (P3-P7, P6 from C5) built from our components with the original's anchors
+    and matching; ``switches`` go to :class:`SARRetinaNet` (e.g. ``loss_normalizer="ema"``).
+    """
     c5 = backbone.output_shape()["res5"].channels
-    fpn = FPN(
+    fpn = SARFPN(
         bottom_up=backbone,
         in_features=["res3", "res4", "res5"],
         out_channels=fpn_channels,
-        top_block=LastLevelP6P7(c5, fpn_channels, in_feature="res5"),
+        top_block=SARLastLevelP6P7(c5, fpn_channels, in_feature="res5"),
     )
     head = RetinaNetHead(
         input_shape=[ShapeSpec(channels=fpn_channels)] * 5,
         num_classes=num_classes,
         num_anchors=9,
-        conv_dims=[fpn_channels] * 4,
+        conv_dims=[fpn_channels] * num_convs,
     )
     anchors = DefaultAnchorGenerator(
         sizes=[[x, x * 2 ** (1 / 3), x * 2 ** (2 / 3)] for x in (32, 64, 128, 256, 512)],
@@ -39,17 +53,18 @@ def build_retinanet(backbone, fpn_channels=32, num_classes=6):
         strides=[8, 16, 32, 64, 128],
         offset=0.0,
     )
-    return RetinaNet(
+    return SARRetinaNet(
         backbone=fpn,
         head=head,
         head_in_features=["p3", "p4", "p5", "p6", "p7"],
         anchor_generator=anchors,
-        box2box_transform=Box2BoxTransform(weights=(1.0, 1.0, 1.0, 1.0)),
-        anchor_matcher=Matcher([0.4, 0.5], [0, -1, 1], allow_low_quality_matches=True),
+        box2box_transform=SARBox2BoxTransform(weights=(1.0, 1.0, 1.0, 1.0)),
+        anchor_matcher=SARMatcher([0.4, 0.5], [0, -1, 1], allow_low_quality_matches=True),
         num_classes=num_classes,
-        pixel_mean=[123.675, 116.28, 103.53],
-        pixel_std=[58.395, 57.12, 57.375],
+        pixel_mean=list(pixel_mean),
+        pixel_std=list(pixel_std),
         input_format="RGB",
+        **switches,
     )
 
 
@@ -66,7 +81,7 @@ def tiny_backbone():
 
 @pytest.fixture
 def tiny_retinanet():
-    """Factory: detectron2 RetinaNet(FPN(tiny ConvNeXtBackbone)); kwargs go to the backbone."""
+    """Factory: RetinaNet(FPN(tiny ConvNeXtBackbone)); kwargs go to the backbone."""
 
     def make(**kwargs):
         torch.manual_seed(0)
