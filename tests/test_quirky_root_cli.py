@@ -43,6 +43,8 @@ def test_quirky_root_trains_and_evaluates(tmp_path):
     proc = _run_cli(root, out)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
+    # no weights given: said loudly, since the paper's numbers need DINOv3
+    assert "RANDOM weights" in log
     # the loader reports what it dropped and clipped, once per split
     assert "clipped" in log and "'ignore' boxes" in log
     with open(os.path.join(out, "inference", "sardet100k_val", "coco_metrics.json")) as f:

@@ -199,6 +199,11 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
             *extra_hooks,
         ]
     )
+    if not cfg.train.init_checkpoint and not (resume and checkpointer.has_checkpoint()):
+        logger.warning(
+            "train.init_checkpoint is empty: the backbone starts from RANDOM weights, not "
+            "DINOv3. Set DINOV3_WEIGHTS or train.init_checkpoint=PATH to reproduce the paper."
+        )
     checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=resume)
     if resume and checkpointer.has_checkpoint():
         # a checkpoint stores the iteration that had just finished
