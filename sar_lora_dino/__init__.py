@@ -3,6 +3,12 @@
 Importing the package registers the ConvNeXt backbone and the SARDet-100K datasets.
 """
 
-from . import checkpoint, data, modeling  # noqa: F401  (registration side effects)
+import warnings
+
+with warnings.catch_warnings():
+    # fvcore (through detectron2) applies torch.jit.script at import time, which recent torch
+    # reports as deprecated on every command; it changes nothing we compute.
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated")
+    from . import checkpoint, data, modeling  # noqa: F401  (registration side effects)
 
 __version__ = "0.1.0"
