@@ -2,6 +2,8 @@
 
 import argparse
 import os
+import subprocess
+import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_CONFIG = os.path.join(REPO, "tests", "configs", "tiny_lora_r16_fc1fc2.py")
@@ -32,3 +34,11 @@ def tiny_cfg(output_dir, prefix, extra=(), eval_only=False, resume=False):
     cfg = load_config(TINY_CONFIG, opts)
     setup(cfg, args)
     return cfg, args
+
+
+def run_train_net(root, *opts, timeout=240):
+    """Run tools/lazyconfig_train_net.py on the tiny config with ``root`` as SARDET100K_ROOT."""
+    env = dict(os.environ, SARDET100K_ROOT=root, PYTHONPATH=REPO, DINOV3_WEIGHTS="")
+    script = os.path.join(REPO, "tools", "lazyconfig_train_net.py")
+    cmd = [sys.executable, script, "--config-file", TINY_CONFIG, *opts]
+    return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)

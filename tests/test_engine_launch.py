@@ -2,12 +2,10 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from engine_helpers import REPO, TINY_CONFIG, make_tiny_root, tiny_cfg
+from engine_helpers import make_tiny_root, run_train_net, tiny_cfg
 
 from sar_lora_dino.engine import do_eval
 from sar_lora_dino.engine.plots import read_metrics
@@ -25,12 +23,8 @@ def _by_image(predictions):
 def test_two_gloo_processes_train_and_evaluate_like_one(tmp_path):
     root = make_tiny_root(str(tmp_path / "root"), PREFIX)
     out2 = str(tmp_path / "two")
-    env = dict(os.environ, SARDET100K_ROOT=root, PYTHONPATH=REPO, DINOV3_WEIGHTS="")
-    cmd = [
-        sys.executable,
-        os.path.join(REPO, "tools", "lazyconfig_train_net.py"),
-        "--config-file",
-        TINY_CONFIG,
+    proc = run_train_net(
+        root,
         "--num-gpus",
         "2",
         "--dist-url",
@@ -38,8 +32,7 @@ def test_two_gloo_processes_train_and_evaluate_like_one(tmp_path):
         f"train.output_dir={out2}",
         "train.max_iter=4",
         "train.eval_period=0",
-    ]
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Rank 0 of 2" in proc.stdout + proc.stderr
     records = read_metrics(os.path.join(out2, "metrics.json"))

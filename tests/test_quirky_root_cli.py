@@ -2,28 +2,15 @@
 
 import json
 import os
-import subprocess
-import sys
 
-from engine_helpers import REPO, TINY_CONFIG
+from engine_helpers import run_train_net
 
 from sar_lora_dino.data import make_synthetic_sardet
 from sar_lora_dino.data.quirks import inject_sardet_quirks
 
 
-def _run_cli(root, out, *extra):
-    env = dict(os.environ, SARDET100K_ROOT=root, PYTHONPATH=REPO, DINOV3_WEIGHTS="")
-    cmd = [
-        sys.executable,
-        os.path.join(REPO, "tools", "lazyconfig_train_net.py"),
-        "--config-file",
-        TINY_CONFIG,
-        f"train.output_dir={out}",
-        "train.max_iter=2",
-        "train.eval_period=0",
-        *extra,
-    ]
-    return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+def _run_cli(root, out):
+    return run_train_net(root, f"train.output_dir={out}", "train.max_iter=2", "train.eval_period=0")
 
 
 def _quirky_root(path):
