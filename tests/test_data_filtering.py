@@ -3,11 +3,11 @@
 import uuid
 
 import pytest
+from _quirks import inject_sardet_quirks
 from detectron2.config import LazyCall as L
 from detectron2.config import instantiate
 
 from sar_lora_dino.data import get_sardet_train_dicts, make_synthetic_sardet, register_sardet100k
-from sar_lora_dino.data.quirks import inject_sardet_quirks
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 import torch
+from _quirks import inject_sardet_quirks
 from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
 
 import sar_lora_dino  # noqa: F401  (registers the default splits)
@@ -17,7 +18,6 @@ from sar_lora_dino.data import (
     make_synthetic_sardet,
     register_sardet100k,
 )
-from sar_lora_dino.data.quirks import inject_sardet_quirks
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import uuid
 import detectron2.data.transforms as T
 import pytest
 import torch
+from _quirks import inject_sardet_quirks
 from detectron2.data import (
     DatasetCatalog,
     DatasetMapper,
@@ -30,7 +31,6 @@ from sar_lora_dino.data import (
     make_synthetic_sardet,
     register_sardet100k,
 )
-from sar_lora_dino.data.quirks import inject_sardet_quirks
 
 
 class _TinyBackbone(Backbone):

@@ -8,7 +8,7 @@ import pytest
 from engine_helpers import make_tiny_root, run_train_net, tiny_cfg
 
 from sar_lora_dino.engine import do_eval
-from sar_lora_dino.engine.plots import read_metrics
+from sar_lora_dino.reporting.plots import read_metrics
 
 PREFIX = "launchtest"
 

@@ -7,12 +7,8 @@ import torch
 from detectron2.utils.events import EventStorage
 from engine_helpers import REPO, TINY_CONFIG
 
-from sar_lora_dino.engine import (
-    ConfigOverrideError,
-    MixedPrecisionTrainer,
-    atomic_write,
-    load_config,
-)
+from sar_lora_dino.engine import ConfigOverrideError, MixedPrecisionTrainer, load_config
+from sar_lora_dino.utils import atomic_write
 
 
 @pytest.fixture(scope="module")

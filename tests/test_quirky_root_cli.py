@@ -3,10 +3,10 @@
 import json
 import os
 
+from _quirks import inject_sardet_quirks
 from engine_helpers import run_train_net
 
 from sar_lora_dino.data import make_synthetic_sardet
-from sar_lora_dino.data.quirks import inject_sardet_quirks
 
 
 def _run_cli(root, out):

@@ -8,7 +8,7 @@ import sys
 import pytest
 from engine_helpers import REPO
 
-from sar_lora_dino.engine.results_table import collect_runs, format_markdown, summarize
+from sar_lora_dino.reporting.results_table import collect_runs, format_markdown, summarize
 
 
 def _write(root, setting, seed, split, ap, params, overrides=()):

@@ -10,7 +10,7 @@ from detectron2.engine import HookBase
 from engine_helpers import make_tiny_root, tiny_cfg
 
 from sar_lora_dino.engine import count_parameters, do_eval, do_train
-from sar_lora_dino.engine.plots import read_metrics
+from sar_lora_dino.reporting.plots import read_metrics
 
 PREFIX = "enginetest"
 
@@ -144,7 +144,7 @@ def test_trainable_parameters_are_counted_through_ddp_wrappers():
 def test_pictures_of_a_run(full_run, tmp_path):
     import cv2
 
-    from sar_lora_dino.engine.plots import paint_predictions, plot_training_curves
+    from sar_lora_dino.reporting.plots import paint_predictions, plot_training_curves
 
     out, _ = full_run
     metrics = str(tmp_path / "metrics.json")

@@ -11,6 +11,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from sar_lora_dino.utils.io import atomic_write  # noqa: E402
 
 DEFAULT_CONFIGS = [
     "configs/sar_lora_dino/retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k.py",
@@ -128,9 +129,7 @@ def main(argv=None):
         cells = [f"{r[k]:,}" if isinstance(r[k], int) else str(r[k]) for k in keys]
         print("| " + " | ".join(cells) + " |")
     if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(results, f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        atomic_write(args.json, lambda f: json.dump(results, f, indent=2), mode="w")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,11 @@
 """Convert DINOv3 ConvNeXt weights (official, timm or HF layout) to a detectron2 checkpoint."""
 
 import argparse
-import os
-import tempfile
 
 import torch
 
 from sar_lora_dino.checkpoint.dinov3 import load_dinov3_file
+from sar_lora_dino.utils.io import atomic_write
 
 AUTHOR = "sar_lora_dino tools/convert_dinov3_to_d2.py"
 
@@ -30,15 +29,7 @@ def convert(src: str, dst: str, prefix: str = "backbone.bottom_up.") -> int:
         "__author__": AUTHOR,
         "matching_heuristics": False,
     }
-    out_dir = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(prefix=".convert_dinov3_", suffix=".tmp", dir=out_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-        os.replace(tmp, dst)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(dst, lambda f: torch.save(checkpoint, f))
     return len(weights)
 
 

@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from sar_lora_dino.engine.checkpointing import atomic_write  # noqa: E402
-from sar_lora_dino.engine.results_table import (  # noqa: E402
+from sar_lora_dino.reporting.results_table import (  # noqa: E402
     collect_runs,
     format_markdown,
     format_tsv,

@@ -9,3 +9,4 @@ from .dinov3 import (
     read_checkpoint_file,
     unwrap_state_dict,
 )
+from .fingerprint import RANDOM_INIT, file_fingerprint, same_weights

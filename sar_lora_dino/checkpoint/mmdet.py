@@ -1,12 +1,12 @@
 """Key mapping between the original's MMDetection RetinaNet checkpoints and our model."""
 
-import os
 import pickle
 import re
-import tempfile
 from typing import Dict, List, Tuple
 
 import torch
+
+from sar_lora_dino.utils.io import atomic_write
 
 __all__ = [
     "is_mmdet_state_dict",
@@ -273,16 +273,6 @@ def convert_mmdet_checkpoint(src: str, dst: str) -> Dict[str, torch.Tensor]:
             "found; is this the original's checkpoint?"
         )
     model = convert_mmdet_state_dict(checkpoint)
-    folder = os.path.dirname(os.path.abspath(dst))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".convert_mmdet_", suffix=".pth")
-    os.close(fd)
-    try:
-        torch.save(
-            {"model": model, "__author__": "convert_mmdet_to_d2", "matching_heuristics": False},
-            tmp,
-        )
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    data = {"model": model, "__author__": "convert_mmdet_to_d2", "matching_heuristics": False}
+    atomic_write(dst, lambda f: torch.save(data, f))
     return model

@@ -5,11 +5,12 @@ import json
 import os
 import random
 import shutil
-import tempfile
 from multiprocessing import Pool
 
 from PIL import Image
 from tqdm import tqdm
+
+from sar_lora_dino.utils.io import atomic_dir
 
 from .sardet import SARDET100K_CATEGORIES
 
@@ -214,10 +215,8 @@ def write_subset(root, output, num_images, splits=("train", "val"), seed=0):
     output = os.path.abspath(output)
     if os.path.exists(output):
         raise FileExistsError(f"'{output}' exists; choose another --out.")
-    os.makedirs(os.path.dirname(output), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-subset-", dir=os.path.dirname(output))
     summary = {}
-    try:
+    with atomic_dir(output) as tmp:
         os.makedirs(os.path.join(tmp, "Annotations"))
         for split in splits:
             n = num_images[split] if isinstance(num_images, dict) else num_images
@@ -241,8 +240,4 @@ def write_subset(root, output, num_images, splits=("train", "val"), seed=0):
             with open(os.path.join(tmp, "Annotations", f"{split}.json"), "w") as f:
                 json.dump(data, f)
             summary[split] = {"images": len(picked), "boxes": len(data["annotations"])}
-        os.rename(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary

@@ -3,12 +3,12 @@
 import json
 import math
 import os
-import shutil
-import tempfile
 
 import cv2
 import numpy as np
 from PIL import Image
+
+from sar_lora_dino.utils.io import atomic_dir
 
 from .sardet import SARDET100K_CATEGORIES
 
@@ -340,10 +340,7 @@ def make_synthetic_sardet(
     root = os.path.abspath(root)
     if os.path.exists(root) and not overwrite:
         raise FileExistsError(f"'{root}' exists; pass overwrite=True (--overwrite) to replace it.")
-    parent = os.path.dirname(root)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-" + os.path.basename(root) + "-", dir=parent)
-    try:
+    with atomic_dir(root, overwrite=overwrite) as tmp:
         os.makedirs(os.path.join(tmp, "Annotations"))
         summary, first = {}, 0
         counts = {"train": num_train, "val": num_val, "test": num_test}
@@ -363,14 +360,4 @@ def make_synthetic_sardet(
                     looks,
                 )
                 first += n
-        if os.path.exists(root):
-            old = tempfile.mkdtemp(prefix=".old-" + os.path.basename(root) + "-", dir=parent)
-            os.rename(root, os.path.join(old, "data"))
-            os.rename(tmp, root)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary

@@ -1,6 +1,6 @@
 """Training, evaluation, distributed launch and reporting for LazyConfig detectors."""
 
-from .checkpointing import TrainingCheckpointer, atomic_write
+from .checkpointing import TrainingCheckpointer
 from .evaluation import count_parameters, evaluate
 from .hooks import BestCheckpointer, CheckpointOnSignal, TrainingStopped
 from .launch import launch
@@ -16,7 +16,6 @@ __all__ = [
     "TrainingCheckpointer",
     "TrainingStopped",
     "apply_overrides",
-    "atomic_write",
     "build_argument_parser",
     "count_parameters",
     "do_eval",

@@ -1,37 +1,13 @@
 """Checkpoints that are never half-written: save to a temporary file, then rename."""
 
 import os
-import tempfile
 
 import torch
 
 from sar_lora_dino.checkpoint.checkpointer import SARCheckpointer
+from sar_lora_dino.utils.io import atomic_write
 
-__all__ = ["TrainingCheckpointer", "atomic_write"]
-
-
-def atomic_write(path, write_fn, mode="wb"):
-    """
-    Write a file so that readers see either the old content or the complete new one.
-
-    Args:
-        path (str): destination file.
-        write_fn (callable): called with an open file object to write the content.
-        mode (str): "wb" or "w".
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, mode) as f:
-            write_fn(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+__all__ = ["TrainingCheckpointer"]
 
 
 class TrainingCheckpointer(SARCheckpointer):

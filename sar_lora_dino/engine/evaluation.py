@@ -11,7 +11,7 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from torch.nn.parallel import DistributedDataParallel
 
-from .checkpointing import atomic_write
+from sar_lora_dino.utils.io import atomic_write
 
 __all__ = ["evaluate", "test_dataset_names", "count_parameters", "METRICS_FILE"]
 

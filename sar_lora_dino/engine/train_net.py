@@ -11,6 +11,8 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
+from sar_lora_dino.utils.io import atomic_path
+
 from .checkpointing import TrainingCheckpointer
 from .evaluation import count_parameters, evaluate
 from .hooks import BestCheckpointer, CheckpointOnSignal
@@ -91,10 +93,13 @@ def setup(cfg, args):
     device = _resolve_device(cfg)
     if comm.is_main_process():
         path = os.path.join(output_dir, "config.yaml")
-        tmp = path + ".tmp"
-        LazyConfig.save(cfg, tmp)  # on objects YAML cannot hold, it writes tmp + ".pkl" instead
-        if os.path.exists(tmp):
-            os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            # On objects YAML cannot hold, LazyConfig.save writes tmp + ".pkl" instead of tmp.
+            LazyConfig.save(cfg, tmp)
+            saved = os.path.getsize(tmp) > 0
+            if os.path.exists(tmp + ".pkl"):
+                os.remove(tmp + ".pkl")
+        if saved:
             logger.info(f"Full config saved to {path}")
     seed = cfg.train.get("seed", -1)
     seed_all_rng(None if seed is None or seed < 0 else seed + rank)

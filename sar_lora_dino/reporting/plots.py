@@ -9,7 +9,7 @@ from collections import defaultdict
 import cv2
 import numpy as np
 
-from .checkpointing import atomic_write
+from sar_lora_dino.utils.io import atomic_write
 
 __all__ = ["read_metrics", "plot_training_curves", "paint_predictions"]
 

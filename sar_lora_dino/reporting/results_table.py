@@ -6,7 +6,7 @@ import math
 import os
 from collections import OrderedDict
 
-from .evaluation import BBOX_METRICS, METRICS_FILE
+from sar_lora_dino.engine.evaluation import BBOX_METRICS, METRICS_FILE
 
 __all__ = ["find_metrics_files", "collect_runs", "summarize", "format_markdown", "format_tsv"]
 

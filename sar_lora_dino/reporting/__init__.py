@@ -1,0 +1,1 @@
+"""Reports of runs: training curves, prediction pictures and the results table."""
