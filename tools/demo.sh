@@ -61,6 +61,7 @@ rm -rf "$RUN"
 "$PY" tools/lazyconfig_train_net.py --config-file "$CONFIG" --num-gpus "$GPUS" \
     train.output_dir="$RUN" \
     train.init_checkpoint="$WEIGHTS" \
+    train.allow_random_init="$([ -n "$WEIGHTS" ] && echo False || echo True)" \
     train.max_iter="$ITERS" \
     train.eval_period="$EVAL_PERIOD" \
     train.checkpointer.period="$EVAL_PERIOD" \

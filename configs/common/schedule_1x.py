@@ -27,6 +27,9 @@ train = dict(
     output_dir="./output",
     # A DINOv3 ConvNeXt-S file in any released layout, or a detectron2 checkpoint of ours.
     init_checkpoint=os.environ.get("DINOV3_WEIGHTS", ""),
+    # Training from a random backbone must be asked for (demo, tests): a paper's table must
+    # never average a forgotten-weights run with real ones.
+    allow_random_init=False,
     max_iter=MAX_ITER,
     # The original trained with fp16 AMP; on a machine without CUDA, fp32.
     amp=dict(enabled=torch.cuda.is_available(), dtype="float16"),

@@ -40,3 +40,4 @@ train.log_period = 1
 train.device = "cpu"
 train.seed = 0
 train.init_checkpoint = ""
+train.allow_random_init = True
