@@ -1,6 +1,7 @@
 """Shared pieces of the engine tests: a tiny synthetic SARDet root and the tiny config."""
 
 import argparse
+import io
 import os
 import subprocess
 import sys
@@ -42,3 +43,45 @@ def run_train_net(root, *opts, timeout=240):
     script = os.path.join(REPO, "tools", "lazyconfig_train_net.py")
     cmd = [sys.executable, script, "--config-file", TINY_CONFIG, *opts]
     return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def train_child(root, prefix, out, opts, resume, kill_at_save, conn):
+    """
+    Train the tiny config in a child process and report progress on ``conn``:
+    ``("step", i, total_loss)`` after each iteration, ``("saving", path)`` when the ``kill_at_save``-th checkpoint save is
+    half written (the save then waits to be killed), ``("done", None)`` at the end.
+    """
+    import time
+
+    import torch
+    from detectron2.engine import HookBase
+
+    from sar_lora_dino.data import register_sardet100k
+    from sar_lora_dino.engine import do_train
+
+    torch.set_num_threads(1)
+    register_sardet100k(root=root, prefix=prefix, splits=("train", "val"))
+    cfg, args = tiny_cfg(out, prefix, opts, resume=resume)
+    real_save, saves = torch.save, []
+
+    def save(obj, f, *a, **k):
+        if kill_at_save is None or len(saves) != kill_at_save or not hasattr(f, "name"):
+            saves.append(1)
+            return real_save(obj, f, *a, **k)
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *a, **k)
+        data = buffer.getvalue()
+        f.write(data[: len(data) // 2])
+        f.flush()
+        conn.send(("saving", f.name))
+        time.sleep(600)
+
+    torch.save = save
+
+    class Beacon(HookBase):
+        def after_step(self):
+            loss = self.trainer.storage.history("total_loss").latest()
+            conn.send(("step", self.trainer.iter, loss))
+
+    do_train(cfg, args, resume=resume, extra_hooks=[Beacon()])
+    conn.send(("done", None))

@@ -59,7 +59,8 @@ def test_training_writes_checkpoints_metrics_and_best(full_run):
     evals = [r["iteration"] for r in records if "bbox/AP" in r]
     assert evals == [2, 6]  # every eval_period (3) and at the end
     best = torch.load(os.path.join(out, "model_best.pth"), weights_only=False)
-    assert set(best) == {"model", "iteration", "best_metric"}
+    assert set(best) == {"model", "iteration", "best_metric", "init_weights"}
+    assert best["init_weights"] == "random"
     assert "bbox" in results and "AP" in results["bbox"]
 
 
@@ -76,6 +77,17 @@ def test_metrics_json_contents(full_run):
         assert value is None if expected != expected else value == pytest.approx(expected)
     assert record["setting"] == "tiny_lora_r16_fc1fc2" and record["seed"] == 0
     assert record["iteration"] == 5 and record["world_size"] == 1  # model_final's iteration
+    assert record["init_weights"] == "random"
+    assert record["checkpoint"] == os.path.join(out, "model_final.pth")
+    assert record["checkpoint_iteration"] == 5
+    assert record["checkpoint_fingerprint"]["size"] == os.path.getsize(record["checkpoint"])
+    lines = [json.loads(x) for x in open(os.path.join(out, "metrics.json"))]
+    assert all(r["init_weights"] == "random" for r in lines)
+    evals = [r for r in lines if "bbox/AP" in r]
+    assert [(r["checkpoint"], r["checkpoint_iteration"]) for r in evals] == [
+        (os.path.join(out, "model_0000002.pth"), 2),
+        (os.path.join(out, "model_final.pth"), 5),
+    ]
     assert 0 < record["trainable_params"] < record["total_params"]
     assert os.path.isfile(record["predictions"])
 

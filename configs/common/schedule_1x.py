@@ -2,7 +2,6 @@
 
 import os
 
-import torch
 from detectron2.config import LazyCall as L
 from detectron2.solver import WarmupParamScheduler
 from fvcore.common.param_scheduler import MultiStepParamScheduler
@@ -27,18 +26,22 @@ train = dict(
     output_dir="./output",
     # A DINOv3 ConvNeXt-S file in any released layout, or a detectron2 checkpoint of ours.
     init_checkpoint=os.environ.get("DINOV3_WEIGHTS", ""),
+    weights_env="DINOV3_WEIGHTS",  # named by the error when init_checkpoint is empty
     # Training from a random backbone must be asked for (demo, tests): a paper's table must
     # never average a forgotten-weights run with real ones.
     allow_random_init=False,
     max_iter=MAX_ITER,
-    # The original trained with fp16 AMP; on a machine without CUDA, fp32.
-    amp=dict(enabled=torch.cuda.is_available(), dtype="float16"),
+    # The original trained with fp16 AMP; without CUDA the engine trains in fp32 (bfloat16
+    # autocast runs on CPUs too). grad_scaler: None = only for float16.
+    amp=dict(enabled=True, dtype="float16", grad_scaler=None),
     clip_grad=None,  # or dict(max_norm=...)
     ddp=dict(broadcast_buffers=False, find_unused_parameters=False, fp16_compression=False),
-    checkpointer=dict(period=ITERS_PER_EPOCH, max_to_keep=3),
+    # trainable_only: files hold the trainable tensors + the fingerprint of init_checkpoint
+    checkpointer=dict(period=ITERS_PER_EPOCH, max_to_keep=3, trainable_only=False),
+    max_nonfinite_steps=10,  # consecutive NaN/inf losses (steps skipped) before the run stops
     best_checkpointer=dict(metric="bbox/AP", mode="max"),  # kept as model_best.pth
     eval_period=ITERS_PER_EPOCH,  # evaluate on val after every epoch
     log_period=50,
-    device="cuda" if torch.cuda.is_available() else "cpu",
+    device="auto",  # CUDA when available, else the CPU
     seed=-1,
 )

@@ -12,3 +12,4 @@ from .retinanet_dinov3_convnexts_full_ft_sardet100k import (
 
 # Same architecture and normalisation; only the weights differ (a timm-layout file).
 train.init_checkpoint = os.environ.get("CONVNEXT_IN1K_WEIGHTS", "")
+train.weights_env = "CONVNEXT_IN1K_WEIGHTS"

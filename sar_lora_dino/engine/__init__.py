@@ -1,21 +1,27 @@
 """Training, evaluation, distributed launch and reporting for LazyConfig detectors."""
 
-from .checkpointing import TrainingCheckpointer
+from .checkpointing import CheckpointMismatchError, TrainingCheckpointer
 from .evaluation import count_parameters, evaluate
-from .hooks import BestCheckpointer, CheckpointOnSignal, TrainingStopped
+from .hooks import BestCheckpointer, CheckpointOnSignal, PeriodicCheckpointer, TrainingStopped
 from .launch import launch
 from .overrides import ConfigOverrideError, apply_overrides
+from .sampler import ResumableTrainingSampler, build_resumable_train_loader
 from .train_net import build_argument_parser, do_eval, do_train, load_config, main, setup
-from .trainer import MixedPrecisionTrainer
+from .trainer import MixedPrecisionTrainer, NonFiniteLossError
 
 __all__ = [
     "BestCheckpointer",
+    "CheckpointMismatchError",
     "CheckpointOnSignal",
     "ConfigOverrideError",
     "MixedPrecisionTrainer",
+    "NonFiniteLossError",
+    "PeriodicCheckpointer",
+    "ResumableTrainingSampler",
     "TrainingCheckpointer",
     "TrainingStopped",
     "apply_overrides",
+    "build_resumable_train_loader",
     "build_argument_parser",
     "count_parameters",
     "do_eval",

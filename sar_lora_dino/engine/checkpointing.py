@@ -1,21 +1,154 @@
-"""Checkpoints that are never half-written: save to a temporary file, then rename."""
+"""Training checkpoints: atomic, pruned across resumes, strict on load, optionally trainable-only."""
 
 import os
+import re
+import shutil
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
-from sar_lora_dino.checkpoint.checkpointer import SARCheckpointer
-from sar_lora_dino.utils.io import atomic_write
+from sar_lora_dino.checkpoint.checkpointer import _DINOV3_SOURCE, SARCheckpointer
+from sar_lora_dino.checkpoint.fingerprint import RANDOM_INIT, file_fingerprint, same_weights
+from sar_lora_dino.utils.io import TEMP_PREFIX, atomic_write
 
-__all__ = ["TrainingCheckpointer"]
+__all__ = [
+    "CheckpointMismatchError",
+    "TrainingCheckpointer",
+    "clean_stale_temps",
+    "prune_checkpoints",
+    "PERIODIC_NAME",
+]
+
+# model_0000123.pth: what the periodic and signal checkpoints are called (and what is pruned)
+PERIODIC_NAME = re.compile(r"^model_(\d{7})\.pth$")
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the model it is loaded into (strict loading)."""
+
+
+def _few(items, n=8):
+    items = sorted(items)
+    more = f" (+{len(items) - n} more)" if len(items) > n else ""
+    return f"{items[:n]}{more}"
+
+
+def clean_stale_temps(folder):
+    """
+    Remove what a killed run left of our atomic writes (names starting with ``TEMP_PREFIX``)
+    anywhere under ``folder``.
+
+    Returns:
+        list[str]: the removed paths.
+    """
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for parent, dirs, files in os.walk(folder):
+        for name in list(dirs) + files:
+            if name.startswith(TEMP_PREFIX):
+                path = os.path.join(parent, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                    dirs.remove(name)
+                else:
+                    os.remove(path)
+                removed.append(path)
+    return removed
+
+
+def prune_checkpoints(save_dir, max_to_keep):
+    """
+    Keep the newest ``max_to_keep`` periodic checkpoints (``model_NNNNNNN.pth``, periodic and
+    SIGTERM ones alike, from this and earlier runs in the folder); never the one
+    ``last_checkpoint`` names, ``model_final.pth`` or ``model_best.pth``.
+
+    Returns:
+        list[str]: the removed files.
+    """
+    if not max_to_keep or max_to_keep <= 0 or not os.path.isdir(save_dir):
+        return []
+    last = ""
+    try:
+        with open(os.path.join(save_dir, "last_checkpoint")) as f:
+            last = f.read().strip()
+    except OSError:
+        pass
+    found = sorted(
+        (int(m.group(1)), name)
+        for name in os.listdir(save_dir)
+        if (m := PERIODIC_NAME.match(name))
+    )
+    removed = []
+    for _, name in found[: max(0, len(found) - max_to_keep)]:
+        if name != last:
+            os.remove(os.path.join(save_dir, name))
+            removed.append(name)
+    return removed
 
 
 class TrainingCheckpointer(SARCheckpointer):
     """
-    The project's checkpointer (it reads every accepted weight format) with atomic saves: a run
-    killed while saving leaves the previous checkpoint and ``last_checkpoint`` intact, so
-    ``--resume`` always finds a complete file.
+    The project's checkpointer (it reads every accepted weight format) for training and
+    evaluation:
+
+    * saves are atomic: a run killed while saving leaves the previous checkpoint and
+      ``last_checkpoint`` intact, so ``--resume`` always finds a complete file;
+    * every save carries :attr:`extra_state` (e.g. the fingerprint of the initial weights);
+    * with ``trainable_only`` a file holds only the trainable tensors (and buffers) plus the
+      fingerprint of the base weights; loading it re-reads the base first and fails if the base
+      is absent or another file;
+    * with ``strict`` (resume, evaluation) any tensor of the model that the file does not
+      provide, any extra tensor and any shape mismatch is an error listing them.
     """
+
+    def __init__(
+        self,
+        model,
+        save_dir="",
+        *,
+        trainable_only=False,
+        base_candidates=(),
+        strict=False,
+        **checkpointables,
+    ):
+        """
+        Args:
+            model (nn.Module): the model (may be DDP-wrapped).
+            save_dir (str): where checkpoints go.
+            trainable_only (bool): save only trainable tensors + the base fingerprint.
+            base_candidates (list[str]): files to re-read the frozen base from when loading a
+                trainable-only checkpoint (e.g. ``train.init_checkpoint``); the first whose
+                content matches the recorded fingerprint is used.
+            strict (bool): fail on any mismatch between file and model.
+            checkpointables: as in detectron2's checkpointer (e.g. ``trainer=``).
+        """
+        super().__init__(model, save_dir, **checkpointables)
+        self.trainable_only = bool(trainable_only)
+        self.base_candidates = [c for c in base_candidates if c]
+        self.strict = bool(strict)
+        self.extra_state = {}
+        self.last_saved = None  # {"path": ..., "iteration": ...} of the last tagged save
+
+    def _module(self):
+        model = self.model
+        return model.module if isinstance(model, DistributedDataParallel) else model
+
+    def _model_state(self):
+        module = self._module()
+        state = module.state_dict()
+        if not self.trainable_only:
+            return state, None
+        base = self.extra_state.get("init_weights")
+        if not isinstance(base, dict):
+            raise ValueError(
+                "train.checkpointer.trainable_only needs base weights to refer to: set "
+                "train.init_checkpoint (a random initialisation cannot be re-read)."
+            )
+        keep = {n for n, p in module.named_parameters() if p.requires_grad}
+        keep |= {n for n, _ in module.named_buffers()}
+        info = {"base_weights": base, "frozen_keys": sorted(set(state) - keep)}
+        return {k: v for k, v in state.items() if k in keep}, info
 
     def save(self, name, *, tag_last=True, model_only=False, **kwargs):
         """
@@ -29,7 +162,10 @@ class TrainingCheckpointer(SARCheckpointer):
         """
         if not self.save_dir or not self.save_to_disk:
             return
-        data = {"model": self.model.state_dict()}
+        model_state, trainable_info = self._model_state()
+        data = {"model": model_state, **self.extra_state}
+        if trainable_info is not None:
+            data["trainable_only"] = trainable_info
         if not model_only:
             for key, obj in self.checkpointables.items():
                 data[key] = obj.state_dict()
@@ -40,6 +176,7 @@ class TrainingCheckpointer(SARCheckpointer):
         atomic_write(save_file, lambda f: torch.save(data, f))
         if tag_last:
             self.tag_last_checkpoint(basename)
+            self.last_saved = {"path": save_file, "iteration": kwargs.get("iteration")}
 
     def tag_last_checkpoint(self, last_filename_basename):
         atomic_write(
@@ -47,3 +184,82 @@ class TrainingCheckpointer(SARCheckpointer):
             lambda f: f.write(last_filename_basename),
             mode="w",
         )
+
+    def _load_base(self, info, source):
+        wanted = info["base_weights"]
+        tried = []
+        for candidate in list(dict.fromkeys(self.base_candidates + [wanted.get("path", "")])):
+            if not candidate:
+                continue
+            if not os.path.isfile(candidate):
+                tried.append(f"{candidate}: no such file")
+                continue
+            if not same_weights(file_fingerprint(candidate), wanted):
+                tried.append(f"{candidate}: different content (sha256 differs)")
+                continue
+            self.logger.info(f"{source} holds trainable tensors only; base weights: {candidate}")
+            SARCheckpointer(self.model).load(candidate, checkpointables=[])
+            return
+        raise FileNotFoundError(
+            f"{source} holds only the trainable tensors; its frozen base weights are "
+            f"{wanted.get('path')} ({wanted.get('size')} bytes, sha256 {wanted.get('sha256')}). "
+            "Give that file as train.init_checkpoint (set the weights variable, e.g. "
+            "DINOV3_WEIGHTS). Tried: " + ("; ".join(tried) or "nothing (no file named)")
+        )
+
+    def load(self, path, checkpointables=None):
+        self._loading = path
+        return super().load(path, checkpointables=checkpointables)
+
+    def _load_model(self, checkpoint):
+        source = getattr(self, "_loading", "the checkpoint")
+        info = checkpoint.pop("trainable_only", None)
+        if info is not None:
+            self._load_base(info, source)
+        if self.strict:
+            if _DINOV3_SOURCE in checkpoint:
+                raise CheckpointMismatchError(
+                    f"{source} is a backbone-only DINOv3 file; evaluation and --resume need a "
+                    "detector checkpoint saved by training (model_final.pth, model_best.pth)."
+                )
+            self._check_fits(checkpoint.get("model", {}), source, info)
+        incompatible = super()._load_model(checkpoint)
+        if info is not None and incompatible is not None:
+            frozen = set(info["frozen_keys"])
+            incompatible = incompatible._replace(
+                missing_keys=[k for k in incompatible.missing_keys if k not in frozen]
+            )
+        return incompatible
+
+    def _check_fits(self, state_dict, source, info):
+        keys = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in
+                state_dict.items()}
+        model_state = self._module().state_dict()
+        expected = set(model_state) - set(info["frozen_keys"] if info else ())
+        missing = expected - set(keys)
+        unexpected = set(keys) - set(model_state)
+        shapes = [
+            f"{k}: file {tuple(keys[k].shape)} vs model {tuple(model_state[k].shape)}"
+            for k in sorted(set(keys) & set(model_state))
+            if hasattr(keys[k], "shape") and tuple(keys[k].shape) != tuple(model_state[k].shape)
+        ]
+        problems = []
+        if shapes:
+            problems.append(f"{len(shapes)} shape mismatch(es): {_few(shapes, 5)}")
+        if missing:
+            problems.append(f"{len(missing)} tensor(s) of the model missing: {_few(missing)}")
+        if unexpected:
+            problems.append(f"{len(unexpected)} tensor(s) not in the model: {_few(unexpected)}")
+        if problems:
+            raise CheckpointMismatchError(
+                f"{source} does not fit this config's model: " + "; ".join(problems)
+                + ". Was it trained with another config (e.g. another LoRA rank or targets)?"
+            )
+
+
+def init_fingerprint(path):
+    """
+    Returns:
+        dict or str: :func:`file_fingerprint` of ``path``, or :data:`RANDOM_INIT` when empty.
+    """
+    return file_fingerprint(path) if path else RANDOM_INIT

@@ -13,7 +13,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sar_lora_dino.utils.io import atomic_write
 
-__all__ = ["evaluate", "test_dataset_names", "count_parameters", "METRICS_FILE"]
+__all__ = [
+    "evaluate",
+    "test_dataset_names",
+    "count_parameters",
+    "no_detections",
+    "METRICS_FILE",
+]
 
 logger = logging.getLogger("detectron2")
 
@@ -67,14 +73,34 @@ def _evaluator_cfg(cfg, name, num_datasets):
     return evaluator, output_dir
 
 
-def _report(name, results, output_dir, run_info, model):
-    print_csv_format(results)
+def no_detections(results):
+    """
+    Whether COCO evaluation saw no prediction at all (detectron2 then reports every metric as
+    NaN and no per-class AP).
+    """
+    bbox = results.get("bbox", {})
+    values = [bbox[k] for k in BBOX_METRICS if k in bbox]
+    no_class = not any(k.startswith("AP-") for k in bbox)
+    return bool(values) and no_class and all(not math.isfinite(float(v)) for v in values)
+
+
+def _report(name, results, output_dir, run_info, model, score_thresh=None):
     bbox = results.get("bbox", {})
     main = {k: bbox[k] for k in BBOX_METRICS if k in bbox}
     per_class = {k[len("AP-") :]: v for k, v in bbox.items() if k.startswith("AP-")}
-    logger.info(
-        f"bbox AP on {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in main.items()) + " (percent)"
-    )
+    note = None
+    if no_detections(results):
+        note = "0 detections above the threshold" + (
+            f" (model.test_score_thresh={score_thresh})" if score_thresh is not None else ""
+        )
+        logger.warning(f"{name}: {note}; AP cannot be computed.")
+    else:
+        print_csv_format(results)
+        logger.info(
+            f"bbox AP on {name}: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in main.items())
+            + " (percent)"
+        )
     trainable, total = count_parameters(model)
     record = {
         "dataset": name,
@@ -87,6 +113,8 @@ def _report(name, results, output_dir, run_info, model):
         "predictions": os.path.join(output_dir, "coco_instances_results.json"),
         **(run_info or {}),
     }
+    if note:
+        record["note"] = note
     path = os.path.join(output_dir, METRICS_FILE)
     atomic_write(path, lambda f: json.dump(record, f, indent=2), mode="w")
     logger.info(f"Wrote {path}")
@@ -120,7 +148,8 @@ def evaluate(cfg, model, run_info=None):
         logger.info(f"Evaluating {name}; predictions and metrics go to {output_dir}")
         results = inference_on_dataset(model, instantiate(loader_cfg), instantiate(evaluator_cfg))
         if comm.is_main_process():
-            _report(name, results, output_dir, run_info, model)
+            thresh = cfg.model.get("test_score_thresh") if "model" in cfg else None
+            _report(name, results, output_dir, run_info, model, thresh)
         all_results[name] = results
     comm.synchronize()
     if len(names) == 1:

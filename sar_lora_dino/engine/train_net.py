@@ -5,21 +5,35 @@ import os
 
 import torch
 from detectron2.config import LazyConfig, instantiate
-from detectron2.engine import default_argument_parser, default_writers, hooks
+from detectron2.data import DatasetCatalog
+from detectron2.engine import default_argument_parser, hooks
+from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
+from detectron2.utils.events import CommonMetricPrinter, TensorboardXWriter
 from detectron2.utils.logger import setup_logger
 from torch.nn.parallel import DistributedDataParallel
 
-from sar_lora_dino.utils.io import atomic_path
+from sar_lora_dino.checkpoint.fingerprint import RANDOM_INIT, file_fingerprint
+from sar_lora_dino.utils.io import TEMP_PREFIX, atomic_path
 
-from .checkpointing import TrainingCheckpointer
-from .evaluation import count_parameters, evaluate
-from .hooks import BestCheckpointer, CheckpointOnSignal
+from .checkpointing import TrainingCheckpointer, clean_stale_temps
+from .evaluation import count_parameters, evaluate, test_dataset_names
+from .hooks import BestCheckpointer, CheckpointOnSignal, PeriodicCheckpointer
 from .overrides import apply_overrides
-from .trainer import MixedPrecisionTrainer
+from .trainer import MixedPrecisionTrainer, rng_state, set_rng_state
+from .writers import ProvenanceJSONWriter
 
-__all__ = ["build_argument_parser", "load_config", "setup", "do_train", "do_eval", "main"]
+__all__ = [
+    "build_argument_parser",
+    "check_eval_datasets",
+    "check_init_checkpoint",
+    "load_config",
+    "setup",
+    "do_train",
+    "do_eval",
+    "main",
+]
 
 logger = logging.getLogger("detectron2")
 
@@ -63,19 +77,40 @@ def load_config(config_file, overrides=()):
 
 
 def _resolve_device(cfg):
-    device = str(cfg.train.get("device", "cuda"))
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    device = str(cfg.train.get("device", "auto") or "auto")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
         logger.info(f"train.device={device} but CUDA is not available: running on the CPU.")
         device = "cpu"
     cfg.train.device = device
     return device
 
 
+def _check_writable(output_dir):
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as e:
+        raise PermissionError(
+            f"train.output_dir={output_dir!r}: cannot create the output folder ({e})."
+        ) from e
+    probe = os.path.join(output_dir, f"{TEMP_PREFIX}write_test")
+    try:
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise PermissionError(
+            f"train.output_dir={output_dir!r} is not writable ({e}); choose another folder."
+        ) from e
+
+
 def setup(cfg, args):
     """
-    Prepare a process: output folder, loggers (console on rank 0, ``log.txt`` per rank), the
-    resolved config saved as ``config.yaml``, the random seed (``train.seed`` + rank; < 0 means
-    random) and the device (``train.device``, CPU when CUDA is absent).
+    Prepare a process: output folder (must be writable), loggers (console on rank 0,
+    ``log.txt`` per rank), the resolved config saved as ``config.yaml``, the random seed
+    (``train.seed`` + rank; < 0 means random) and the device (``train.device``: "auto", "cpu",
+    "cuda"; CPU when CUDA is absent).
 
     Args:
         cfg (DictConfig): the config.
@@ -84,7 +119,7 @@ def setup(cfg, args):
     output_dir = cfg.train.output_dir
     rank = comm.get_rank()
     if comm.is_main_process():
-        os.makedirs(output_dir, exist_ok=True)
+        _check_writable(output_dir)
     comm.synchronize()
     setup_logger(output_dir, distributed_rank=rank, name="fvcore")
     setup_logger(output_dir, distributed_rank=rank, name="sar_lora_dino")
@@ -134,26 +169,109 @@ def _wrap_ddp(model, cfg):
     return ddp
 
 
+def check_init_checkpoint(cfg):
+    """
+    The initial weights of a new run: an existing file, or an explicit
+    ``train.allow_random_init=True``.
+
+    Args:
+        cfg (DictConfig): the config (``train.init_checkpoint``, ``train.allow_random_init``,
+            ``train.weights_env``: the environment variable the config reads the path from).
+
+    Returns:
+        dict or str: the file's fingerprint, or ``"random"``.
+    """
+    path = cfg.train.get("init_checkpoint") or ""
+    env = cfg.train.get("weights_env") or "DINOV3_WEIGHTS"
+    if not path:
+        if not cfg.train.get("allow_random_init", False):
+            raise ValueError(
+                "train.init_checkpoint is empty: the backbone would start from random weights, "
+                f"and no result of such a run is comparable to the paper's. Set {env}="
+                f"/path/to/weights (this config reads it), or pass train.init_checkpoint=PATH; "
+                "to train from a random backbone on purpose, pass train.allow_random_init=True."
+            )
+        logger.warning(
+            "train.init_checkpoint is empty and train.allow_random_init=True: the backbone "
+            "starts from RANDOM weights; every metrics file records init_weights='random'."
+        )
+        return RANDOM_INIT
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"train.init_checkpoint={path!r}: no such file (set {env} or train.init_checkpoint "
+            "to an existing weight file)."
+        )
+    return file_fingerprint(path)
+
+
+def check_eval_datasets(cfg):
+    """
+    Load every dataset the run will evaluate now, so a missing or empty split fails before the
+    first iteration rather than at the first evaluation.
+
+    Args:
+        cfg (DictConfig): the config (``dataloader.test.dataset.names``).
+    """
+    for name in test_dataset_names(cfg):
+        if name not in DatasetCatalog.list():
+            raise KeyError(
+                f"dataloader.test.dataset.names: {name!r} is not a registered dataset. "
+                f"Registered: {', '.join(sorted(DatasetCatalog.list()))}."
+            )
+        if len(DatasetCatalog.get(name)) == 0:
+            raise ValueError(
+                f"dataloader.test.dataset.names: dataset {name!r} has no images; evaluation "
+                "needs at least one (check its annotation file)."
+            )
+
+
+def _evaluated_checkpoint(checkpointer, iteration):
+    saved = checkpointer.last_saved
+    if saved and saved.get("iteration") == iteration and os.path.isfile(saved["path"]):
+        return {
+            "checkpoint": saved["path"],
+            "checkpoint_iteration": iteration,
+            "checkpoint_fingerprint": file_fingerprint(saved["path"]),
+        }
+    return {
+        "checkpoint": None,
+        "checkpoint_iteration": iteration,
+        "checkpoint_note": f"the weights after iteration {iteration} were evaluated in memory; "
+        "no checkpoint was saved at this iteration (make train.eval_period a multiple of "
+        "train.checkpointer.period)",
+    }
+
+
 def do_train(cfg, args=None, resume=False, extra_hooks=()):
     """
     Train ``cfg.model`` as the config says, evaluating every ``train.eval_period`` iterations.
 
-    Writes into ``train.output_dir``: periodic checkpoints (``train.checkpointer``),
-    ``model_final.pth``, ``model_best.pth`` (by ``train.best_checkpointer``, default bbox/AP max),
-    ``metrics.json``, TensorBoard events, ``log.txt`` and the evaluation results. On SIGTERM or
-    SIGINT it saves the current state and stops, so ``--resume`` loses nothing.
+    Writes into ``train.output_dir``: periodic checkpoints (``train.checkpointer``: period,
+    max_to_keep, trainable_only), ``model_final.pth``, ``model_best.pth`` (by
+    ``train.best_checkpointer``, default bbox/AP max), ``metrics.json``, TensorBoard events,
+    ``log.txt`` and the evaluation results, each naming the initial weights. On SIGTERM or
+    SIGINT it saves the current state and stops; ``--resume`` continues with the same
+    iteration, LR, optimizer moments, loss scale, best metric, data order and random states.
 
     Args:
         cfg (DictConfig): the config (after :func:`setup`).
         args (argparse.Namespace or None): command line, recorded in the metrics files.
-        resume (bool): continue from ``last_checkpoint`` in ``train.output_dir`` (model,
-            optimizer, LR schedule, iteration, best metric); without one, start from
-            ``train.init_checkpoint``.
+        resume (bool): continue from ``last_checkpoint`` in ``train.output_dir``; without one,
+            start from ``train.init_checkpoint``.
         extra_hooks (list[HookBase]): hooks registered after the standard ones.
 
     Returns:
         dict: the last evaluation results (rank 0).
     """
+    output_dir = cfg.train.output_dir
+    resuming = resume and os.path.isfile(os.path.join(output_dir, "last_checkpoint"))
+    init_weights = None if resuming else check_init_checkpoint(cfg)
+    if comm.is_main_process():
+        removed = clean_stale_temps(output_dir)
+        if removed:
+            logger.info(f"Removed {len(removed)} temporary file(s) left by a killed run: {removed}")
+    check_eval_datasets(cfg)
+
     model = instantiate(cfg.model)
     model.to(cfg.train.device)
     trainable, total = count_parameters(model)
@@ -170,62 +288,112 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
         optimizer,
         amp_enabled=bool(amp.get("enabled", False)),
         amp_dtype=amp.get("dtype", "float16"),
+        grad_scaler=amp.get("grad_scaler"),
         clip_grad=cfg.train.get("clip_grad"),
         device=cfg.train.device,
+        max_nonfinite=cfg.train.get("max_nonfinite_steps", 10),
     )
-    checkpointer = TrainingCheckpointer(model, cfg.train.output_dir, trainer=trainer)
-    best = dict(cfg.train.get("best_checkpointer") or {"metric": "bbox/AP", "mode": "max"})
+    ckpt_cfg = dict(cfg.train.checkpointer)
+    trainable_only = bool(ckpt_cfg.pop("trainable_only", False))
+    checkpointer = TrainingCheckpointer(
+        model,
+        output_dir,
+        trainable_only=trainable_only,
+        base_candidates=[cfg.train.get("init_checkpoint") or ""],
+        strict=resuming,
+        trainer=trainer,
+    )
+    best = BestCheckpointer(
+        checkpointer,
+        **dict(cfg.train.get("best_checkpointer") or {"metric": "bbox/AP", "mode": "max"}),
+    )
+    json_writer = ProvenanceJSONWriter(os.path.join(output_dir, "metrics.json"))
     last_results = {}
+    datasets = test_dataset_names(cfg)
 
     def eval_fn():
         # the last finished iteration, as checkpoints count it (after_train sees max_iter)
         iteration = min(trainer.iter, cfg.train.max_iter - 1)
-        info = _run_info(cfg, args, iteration=iteration, checkpoint="(in training)")
+        evaluated = _evaluated_checkpoint(checkpointer, iteration)
+        json_writer.evaluations[trainer.storage.iter] = {
+            k: evaluated[k] for k in ("checkpoint", "checkpoint_iteration")
+        }
+        info = _run_info(cfg, args, iteration=iteration, init_weights=init_weights, **evaluated)
+        states = rng_state()  # evaluation must not change what training draws next
+        try:
+            results = evaluate(cfg, model, run_info=info)
+        finally:
+            set_rng_state(states)
         last_results.clear()
-        last_results.update(evaluate(cfg, model, run_info=info))
-        return last_results
+        last_results.update(results)
+        if comm.is_main_process():
+            best.update(flatten_results_dict(results), iteration, datasets)
+        return results
 
+    def on_data_error(error):
+        done = trainer.iter - 1
+        if done < trainer.start_iter:
+            return
+        trainer.iter = done  # the state of the last finished iteration
+        try:
+            if comm.is_main_process():  # only this rank failed: no collective call here
+                checkpointer.save(f"model_{done:07d}", iteration=done)
+        finally:
+            trainer.iter = done + 1
+        logger.error(
+            f"Data loading failed after iteration {done}; the state is saved "
+            f"(model_{done:07d}.pth). Fix or remove the file named below, then --resume."
+        )
+
+    trainer.on_data_error = on_data_error
     trainer.register_hooks(
         [
             hooks.IterationTimer(),
             hooks.LRScheduler(scheduler=instantiate(cfg.lr_multiplier)),
+            PeriodicCheckpointer(checkpointer, **ckpt_cfg),
             hooks.EvalHook(cfg.train.eval_period, eval_fn),
-            BestCheckpointer(checkpointer, **best),
-            hooks.PeriodicCheckpointer(checkpointer, **cfg.train.checkpointer)
-            if comm.is_main_process()
-            else None,
+            best,
             hooks.PeriodicWriter(
-                default_writers(cfg.train.output_dir, cfg.train.max_iter),
+                [
+                    CommonMetricPrinter(cfg.train.max_iter),
+                    json_writer,
+                    TensorboardXWriter(output_dir),
+                ],
                 period=cfg.train.log_period,
             )
             if comm.is_main_process()
             else None,
-            CheckpointOnSignal(checkpointer),
+            CheckpointOnSignal(checkpointer, max_to_keep=ckpt_cfg.get("max_to_keep")),
             *extra_hooks,
         ]
     )
-    if not cfg.train.init_checkpoint and not (resume and checkpointer.has_checkpoint()):
-        logger.warning(
-            "train.init_checkpoint is empty: the backbone starts from RANDOM weights, not "
-            "DINOv3. Set DINOV3_WEIGHTS or train.init_checkpoint=PATH to reproduce the paper."
-        )
-    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=resume)
-    if resume and checkpointer.has_checkpoint():
-        # a checkpoint stores the iteration that had just finished
-        start_iter = trainer.iter + 1
-        logger.info(f"Resuming from iteration {start_iter}")
+    if resuming:
+        path = checkpointer.get_checkpoint_file()
+        extra = checkpointer.load(path)
+        init_weights = extra.get("init_weights", "unrecorded")
+        start_iter = trainer.iter + 1  # a checkpoint stores the iteration that had just finished
+        logger.info(f"Resuming from {path} at iteration {start_iter}")
         if start_iter >= cfg.train.max_iter:
             logger.info("The run had already finished: only the final evaluation runs again.")
     else:
+        if cfg.train.init_checkpoint:
+            checkpointer.load(cfg.train.init_checkpoint, checkpointables=[])
         start_iter = 0
+    checkpointer.extra_state["init_weights"] = init_weights
+    json_writer.provenance["init_weights"] = init_weights
+    if trainable_only and not isinstance(init_weights, dict):
+        raise ValueError(
+            "train.checkpointer.trainable_only=True needs train.init_checkpoint (the frozen "
+            "base the files refer to); this run starts from random weights."
+        )
     trainer.train(start_iter, cfg.train.max_iter)
     return dict(last_results)
 
 
 def do_eval(cfg, args=None):
     """
-    Load ``train.init_checkpoint`` (any format the project's checkpointer reads) and evaluate
-    every dataset of ``dataloader.test``.
+    Load ``train.init_checkpoint`` strictly (every tensor of the model must come from the file,
+    with its shape) and evaluate every dataset of ``dataloader.test``.
 
     Args:
         cfg (DictConfig): the config (after :func:`setup`).
@@ -237,10 +405,23 @@ def do_eval(cfg, args=None):
     checkpoint = cfg.train.get("init_checkpoint")
     if not checkpoint:
         raise ValueError("--eval-only needs the weights to evaluate: train.init_checkpoint=PATH")
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"train.init_checkpoint={checkpoint!r}: no such file.")
+    check_eval_datasets(cfg)
     model = instantiate(cfg.model)
     model.to(cfg.train.device)
-    extra = TrainingCheckpointer(model).load(checkpoint, checkpointables=[])
-    info = _run_info(cfg, args, iteration=(extra or {}).get("iteration"), checkpoint=checkpoint)
+    env = cfg.train.get("weights_env") or "DINOV3_WEIGHTS"
+    loader = TrainingCheckpointer(model, strict=True, base_candidates=[os.environ.get(env, "")])
+    extra = loader.load(checkpoint, checkpointables=[]) or {}
+    info = _run_info(
+        cfg,
+        args,
+        iteration=extra.get("iteration"),
+        checkpoint=checkpoint,
+        checkpoint_iteration=extra.get("iteration"),
+        checkpoint_fingerprint=file_fingerprint(checkpoint),
+        init_weights=extra.get("init_weights", "unrecorded"),
+    )
     return evaluate(cfg, model, run_info=info)
 
 

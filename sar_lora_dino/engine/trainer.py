@@ -1,24 +1,63 @@
-"""The training step: optional mixed precision (fp16 or bf16) and optional gradient clipping."""
+"""The training step: mixed precision (fp16/bf16, loss scaling), clipping, non-finite-loss policy."""
 
 import logging
+import random
 import time
 
+import numpy as np
 import torch
+import torch.distributed as dist
 from detectron2.engine import SimpleTrainer
+from detectron2.utils import comm
 
-__all__ = ["MixedPrecisionTrainer", "AMP_DTYPES"]
+__all__ = ["MixedPrecisionTrainer", "AMP_DTYPES", "NonFiniteLossError", "rng_state", "set_rng_state"]
 
 AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 logger = logging.getLogger(__name__)
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The loss stayed NaN/inf for too many consecutive iterations."""
+
+
+def rng_state():
+    """
+    Returns:
+        dict: python, numpy, torch (and CUDA) random states as plain lists/tensors, loadable
+        with ``torch.load(weights_only=True)``.
+    """
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    """Restore what :func:`rng_state` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 class MixedPrecisionTrainer(SimpleTrainer):
     """
-    A :class:`SimpleTrainer` whose step can run under CUDA autocast in float16 (with a gradient
-    scaler) or bfloat16 (no scaler needed), and can clip the global gradient norm.
+    A :class:`SimpleTrainer` whose step runs under autocast (float16 on CUDA; bfloat16 on CUDA or
+    CPU) with an optional gradient scaler (always for float16), clips the global gradient norm,
+    and treats non-finite losses as a policy, not a crash: the step is skipped and logged; after
+    ``max_nonfinite`` consecutive ones the run stops naming the iteration and the loss terms.
 
-    Mixed precision is a CUDA feature here: on a CPU device the step runs in float32 and says so
-    once, so the same config trains on a machine without a GPU.
+    Its state (for checkpoints) adds the gradient scaler, the data loader's position and the
+    random states of every rank, so ``--resume`` continues exactly.
     """
 
     def __init__(
@@ -29,17 +68,24 @@ class MixedPrecisionTrainer(SimpleTrainer):
         *,
         amp_enabled=False,
         amp_dtype="float16",
+        grad_scaler=None,
         clip_grad=None,
         device="cuda",
+        max_nonfinite=10,
     ):
         """
         Args:
             model, data_loader, optimizer: as in :class:`SimpleTrainer`.
             amp_enabled (bool): run forward/loss under autocast (config ``train.amp.enabled``).
-            amp_dtype (str): "float16" or "bfloat16" (config ``train.amp.dtype``).
+            amp_dtype (str): "float16" or "bfloat16" (config ``train.amp.dtype``). float16 needs
+                CUDA: on a CPU it falls back to float32 with a warning.
+            grad_scaler (bool or None): scale the loss (config ``train.amp.grad_scaler``);
+                None: only for float16, which needs it.
             clip_grad (dict or None): ``dict(max_norm=..., norm_type=2.0)`` to clip the global
                 gradient norm of the trainable parameters (config ``train.clip_grad``).
             device (str or torch.device): the device the model runs on.
+            max_nonfinite (int): consecutive non-finite losses tolerated (config
+                ``train.max_nonfinite_steps``).
         """
         super().__init__(model, data_loader, optimizer)
         if amp_dtype not in AMP_DTYPES:
@@ -48,32 +94,66 @@ class MixedPrecisionTrainer(SimpleTrainer):
             )
         if clip_grad is not None and "max_norm" not in clip_grad:
             raise ValueError(f"train.clip_grad must be None or dict(max_norm=...), got {clip_grad}")
-        on_cuda = torch.device(device).type == "cuda"
-        if amp_enabled and not on_cuda:
-            logger.warning("train.amp.enabled is set but the device is CPU: training in float32.")
-        self.amp_enabled = amp_enabled and on_cuda
+        self.device_type = torch.device(device).type
         self.amp_dtype = AMP_DTYPES[amp_dtype]
-        self.clip_grad = dict(clip_grad) if clip_grad is not None else None
-        # bfloat16 has float32's exponent range, so only float16 needs loss scaling.
+        if amp_enabled and self.device_type != "cuda" and self.amp_dtype == torch.float16:
+            logger.warning(
+                "train.amp.enabled with float16 needs CUDA; training in float32 on the "
+                f"{self.device_type}. train.amp.dtype=bfloat16 runs mixed precision there."
+            )
+            amp_enabled = False
+        self.amp_enabled = bool(amp_enabled)
+        if grad_scaler is None:
+            grad_scaler = self.amp_dtype == torch.float16
         self.grad_scaler = (
-            torch.amp.GradScaler("cuda")
-            if self.amp_enabled and self.amp_dtype == torch.float16
-            else None
+            torch.amp.GradScaler(self.device_type) if self.amp_enabled and grad_scaler else None
         )
+        self.clip_grad = dict(clip_grad) if clip_grad is not None else None
+        self.max_nonfinite = int(max_nonfinite)
+        self.nonfinite_in_a_row = 0
+        # set by the engine: called with the exception when the data loader fails
+        self.on_data_error = None
+        # set by the checkpoint hooks on every rank before rank 0 saves
+        self.gathered_rng = None
+        if self.amp_enabled:
+            scaler = "with" if self.grad_scaler is not None else "without"
+            logger.info(f"Mixed precision: {amp_dtype} autocast on {self.device_type}, {scaler} "
+                        "loss scaling")
+
+    def _next_batch(self):
+        try:
+            return next(self._data_loader_iter)
+        except StopIteration:
+            raise
+        except Exception as e:
+            if self.on_data_error is not None:
+                self.on_data_error(e)
+            raise
+
+    def _all_finite(self, losses):
+        finite = torch.isfinite(losses.detach()).all().to(torch.int32).reshape(1)
+        if comm.get_world_size() > 1:
+            finite = finite.to(losses.device)
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        return bool(finite.item())
 
     def run_step(self):
         assert self.model.training, "[MixedPrecisionTrainer] model was changed to eval mode!"
         start = time.perf_counter()
-        data = next(self._data_loader_iter)
+        data = self._next_batch()
         data_time = time.perf_counter() - start
 
-        with torch.autocast("cuda", dtype=self.amp_dtype, enabled=self.amp_enabled):
+        with torch.autocast(self.device_type, dtype=self.amp_dtype, enabled=self.amp_enabled):
             loss_dict = self.model(data)
             if isinstance(loss_dict, torch.Tensor):
                 loss_dict = {"total_loss": loss_dict}
             losses = sum(loss_dict.values())
 
         self.optimizer.zero_grad()
+        if not self._all_finite(losses):
+            self._skip_nonfinite(loss_dict)
+            return
+        self.nonfinite_in_a_row = 0
         if self.grad_scaler is not None:
             self.grad_scaler.scale(losses).backward()
         else:
@@ -90,18 +170,61 @@ class MixedPrecisionTrainer(SimpleTrainer):
             self.storage.put_scalar("grad_norm", float(grad_norm))
 
         if self.grad_scaler is not None:
+            scale = self.grad_scaler.get_scale()
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
+            new_scale = self.grad_scaler.get_scale()
+            self.storage.put_scalar("loss_scale", new_scale, smoothing_hint=False)
+            if new_scale < scale:
+                logger.warning(
+                    f"Iteration {self.iter}: non-finite gradients; the loss scaler skipped the "
+                    f"step and lowered the scale from {scale:g} to {new_scale:g}."
+                )
         else:
             self.optimizer.step()
+
+    def _skip_nonfinite(self, loss_dict):
+        self.nonfinite_in_a_row += 1
+        terms = {k: float(v.detach().float().cpu()) for k, v in loss_dict.items()}
+        bad = sorted(k for k, v in terms.items() if not np.isfinite(v))
+        self.storage.put_scalar("nonfinite_loss_steps", self.nonfinite_in_a_row, smoothing_hint=False)
+        if self.nonfinite_in_a_row >= self.max_nonfinite:
+            raise NonFiniteLossError(
+                f"The loss was NaN/inf for {self.nonfinite_in_a_row} iterations in a row, the "
+                f"last at iteration {self.iter}: non-finite terms {bad} (all terms: {terms}). "
+                "The weights were not updated by those steps; the last periodic checkpoint and "
+                "model_best.pth are kept. Lower the learning rate or set train.clip_grad."
+            )
+        logger.warning(
+            f"Iteration {self.iter}: non-finite loss in {bad} ({terms}); step skipped "
+            f"({self.nonfinite_in_a_row} in a row, stop at {self.max_nonfinite})."
+        )
 
     def state_dict(self):
         ret = super().state_dict()
         if self.grad_scaler is not None:
             ret["grad_scaler"] = self.grad_scaler.state_dict()
+        if hasattr(self.data_loader, "state_dict"):
+            ret["data_loader"] = self.data_loader.state_dict()
+        ret["rng"] = self.gathered_rng if self.gathered_rng is not None else [rng_state()]
+        ret["nonfinite_in_a_row"] = self.nonfinite_in_a_row
         return ret
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
-        if self.grad_scaler is not None and "grad_scaler" in state_dict:
-            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
+        if self.grad_scaler is not None:
+            if "grad_scaler" in state_dict:
+                self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
+            else:
+                logger.warning("The checkpoint has no loss-scaler state; the scale restarts.")
+        if "data_loader" in state_dict and hasattr(self.data_loader, "load_state_dict"):
+            self.data_loader.load_state_dict(state_dict["data_loader"])
+        elif hasattr(self.data_loader, "load_state_dict"):
+            logger.warning("The checkpoint has no data-loader position; the data order restarts.")
+        states = state_dict.get("rng") or []
+        rank = comm.get_rank()
+        if rank < len(states):
+            set_rng_state(states[rank])
+        elif states:
+            logger.warning(f"The checkpoint holds no random state for rank {rank}.")
+        self.nonfinite_in_a_row = int(state_dict.get("nonfinite_in_a_row", 0))

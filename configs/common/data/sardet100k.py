@@ -2,15 +2,12 @@
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.data import (
-    build_detection_test_loader,
-    build_detection_train_loader,
-    get_detection_dataset_dicts,
-)
+from detectron2.data import build_detection_test_loader, get_detection_dataset_dicts
 from omegaconf import OmegaConf
 
 from sar_lora_dino.data import SARDatasetMapper, SARDetCOCOEvaluator, get_sardet_train_dicts
 from sar_lora_dino.data.transforms import SARResize
+from sar_lora_dino.engine.sampler import build_resumable_train_loader
 
 dataloader = OmegaConf.create()
 
@@ -18,7 +15,9 @@ dataloader = OmegaConf.create()
 # Resize(scale=(w, h), keep_ratio=False).
 dataloader.image_scale = [800, 800]
 
-dataloader.train = L(build_detection_train_loader)(
+# detectron2's build_detection_train_loader arguments; the loader's position is saved in
+# checkpoints, so --resume sees the data the run would have seen.
+dataloader.train = L(build_resumable_train_loader)(
     # original: skip ignore/degenerate boxes, keep all-skipped images as negatives, drop images
     # without any annotation; detectron2: drop every image left without boxes
     dataset=L(get_sardet_train_dicts)(names="sardet100k_train", filter_mode="original"),

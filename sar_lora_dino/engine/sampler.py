@@ -1,0 +1,284 @@
+"""A training sampler and loader whose position is saved, so a resumed run sees the same data."""
+
+import contextlib
+import copy
+import logging
+import random
+
+import numpy as np
+import torch
+from detectron2.data.common import DatasetFromList
+from detectron2.utils import comm
+
+__all__ = ["ResumableTrainingSampler", "ResumableTrainLoader", "build_resumable_train_loader"]
+
+logger = logging.getLogger(__name__)
+
+
+class ResumableTrainingSampler:
+    """
+    An endless stream of global batches of dataset indices, like detectron2's
+    ``TrainingSampler`` + ``AspectRatioGroupedDataset``, but with a state: the same state always
+    yields the same future batches.
+
+    Epoch ``e`` is a permutation drawn from ``seed + e`` (or ``0..size-1`` without shuffling).
+    With aspect-ratio grouping each index goes to its group's bucket (landscape / other, as
+    detectron2 groups) and a full bucket becomes a batch. The state is the epoch, the offset in
+    it, the pending buckets and the number of batches drawn. Batches are global (all ranks):
+    rank ``r`` of ``n`` takes the ``r``-th slice, so rank 0's state is everyone's.
+    """
+
+    def __init__(self, size, batch_size, shuffle=True, seed=None, group_ids=None):
+        """
+        Args:
+            size (int): dataset length (> 0).
+            batch_size (int): images per global batch (all ranks together).
+            shuffle (bool): draw a new permutation every epoch.
+            seed (int or None): permutation seed; None draws one shared by all ranks.
+            group_ids (list[int] or None): aspect-ratio group of each index; None: one group.
+        """
+        if size <= 0:
+            raise ValueError("The training dataset is empty: no image to sample.")
+        self._size = int(size)
+        self._batch_size = int(batch_size)
+        self._shuffle = bool(shuffle)
+        self._seed = int(comm.shared_random_seed() if seed is None else seed)
+        self._group_ids = list(group_ids) if group_ids is not None else [0] * self._size
+        self._num_groups = max(self._group_ids) + 1
+        self._epoch, self._offset, self._step = 0, 0, 0
+        self._pending = [[] for _ in range(self._num_groups)]
+        self._order = None
+
+    def _epoch_order(self):
+        if self._order is None:
+            if self._shuffle:
+                g = torch.Generator()
+                g.manual_seed(self._seed + self._epoch)
+                self._order = torch.randperm(self._size, generator=g).tolist()
+            else:
+                self._order = list(range(self._size))
+        return self._order
+
+    @property
+    def step(self):
+        """int: the number of batches drawn so far."""
+        return self._step
+
+    @property
+    def seed(self):
+        """int: the permutation seed."""
+        return self._seed
+
+    def next_batch(self):
+        """
+        Returns:
+            list[int]: the next global batch of dataset indices (the state advances).
+        """
+        while True:
+            order = self._epoch_order()
+            if self._offset >= len(order):
+                self._epoch, self._offset, self._order = self._epoch + 1, 0, None
+                continue
+            index = order[self._offset]
+            self._offset += 1
+            bucket = self._pending[self._group_ids[index]]
+            bucket.append(index)
+            if len(bucket) == self._batch_size:
+                batch = list(bucket)
+                bucket.clear()
+                self._step += 1
+                return batch
+
+    def state_dict(self):
+        """
+        Returns:
+            dict: plain ints and lists (loadable with ``torch.load(weights_only=True)``).
+        """
+        return {
+            "size": self._size,
+            "batch_size": self._batch_size,
+            "seed": self._seed,
+            "epoch": self._epoch,
+            "offset": self._offset,
+            "step": self._step,
+            "pending": [list(b) for b in self._pending],
+        }
+
+    def load_state_dict(self, state):
+        """
+        Continue from ``state``. If the dataset or batch size changed since it was saved, the
+        old position means nothing: a warning says so and the stream restarts at a new epoch.
+        """
+        self._seed, self._step = int(state["seed"]), int(state["step"])
+        if state["size"] != self._size or state["batch_size"] != self._batch_size:
+            logger.warning(
+                f"The saved data order was for {state['size']} images in batches of "
+                f"{state['batch_size']}; now {self._size} in batches of {self._batch_size}. "
+                "The resumed run draws a fresh permutation (not the order it would have seen)."
+            )
+            self._epoch, self._offset = int(state["epoch"]) + 1, 0
+            self._pending = [[] for _ in range(self._num_groups)]
+        else:
+            self._epoch, self._offset = int(state["epoch"]), int(state["offset"])
+            self._pending = [list(b) for b in state["pending"]]
+        self._order = None
+
+
+@contextlib.contextmanager
+def _rng_preserved():
+    """Run the body without changing the global python/numpy/torch random states."""
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+def _seed_item(seed, step, position):
+    """Seed the global RNGs from an item's place in the stream (its augmentation's dice)."""
+    value = (seed * 1_000_003 + step * 9_176 + position) % (2**32)
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
+
+
+class _MappedStream(torch.utils.data.IterableDataset):
+    """This rank's mapped images in stream order; DataLoader workers take every n-th item."""
+
+    def __init__(self, dataset, mapper, sampler, rank, world_size):
+        self._dataset, self._mapper, self._sampler = dataset, mapper, sampler
+        self._rank, self._world_size = rank, world_size
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
+        sampler = copy.deepcopy(self._sampler)
+        local = sampler._batch_size // self._world_size
+        item = 0
+        while True:
+            step = sampler.step
+            batch = sampler.next_batch()
+            for position in range(self._rank * local, (self._rank + 1) * local):
+                if item % num_workers == worker:
+                    record = self._dataset[batch[position]]
+                    if info is None:
+                        with _rng_preserved():
+                            _seed_item(sampler.seed, step, position)
+                            mapped = self._mapper(record)
+                    else:
+                        _seed_item(sampler.seed, step, position)
+                        mapped = self._mapper(record)
+                    if mapped is None:
+                        raise RuntimeError(
+                            f"The mapper returned None for '{record.get('file_name')}'; the "
+                            "resumable loader needs one output per image."
+                        )
+                    yield mapped
+                item += 1
+
+
+class ResumableTrainLoader:
+    """
+    Iterating yields lists of mapped dicts (this rank's share of each global batch), forever.
+    :meth:`state_dict` is the position after the batches already handed out (not those prefetched
+    by workers), so a checkpoint resumes at the next batch the trainer would have seen.
+
+    Augmentations draw from RNGs seeded by each image's place in the stream, so they are the same
+    with any ``num_workers`` and after a resume.
+    """
+
+    def __init__(self, dataset, mapper, sampler, num_workers=0):
+        """
+        Args:
+            dataset (list[dict]): detectron2 dataset dicts.
+            mapper (callable): dataset dict -> model input dict.
+            sampler (ResumableTrainingSampler): the batch stream.
+            num_workers (int): DataLoader worker processes (0: map in this process).
+        """
+        world_size = comm.get_world_size()
+        if sampler._batch_size % world_size:
+            raise ValueError(
+                f"dataloader.train.total_batch_size={sampler._batch_size} is not divisible by "
+                f"the number of processes ({world_size})."
+            )
+        self._dataset = DatasetFromList(dataset, copy=False)
+        self._mapper = mapper
+        self.sampler = sampler
+        self._num_workers = int(num_workers)
+        self._local = sampler._batch_size // world_size
+
+    def __len__(self):
+        return len(self._dataset)
+
+    def __iter__(self):
+        stream = _MappedStream(
+            self._dataset,
+            self._mapper,
+            copy.deepcopy(self.sampler),
+            comm.get_rank(),
+            comm.get_world_size(),
+        )
+        if self._num_workers == 0:
+            items = iter(stream)
+        else:
+            with _rng_preserved():  # creating the workers draws from torch's RNG
+                items = iter(
+                    torch.utils.data.DataLoader(
+                        stream, batch_size=None, num_workers=self._num_workers
+                    )
+                )
+        while True:
+            before = self.sampler.state_dict()
+            self.sampler.next_batch()
+            try:
+                batch = [next(items) for _ in range(self._local)]
+            except BaseException:
+                self.sampler.load_state_dict(before)  # this batch was not handed out
+                raise
+            yield batch
+
+    def state_dict(self):
+        """dict: the sampler position after the batches handed out so far."""
+        return self.sampler.state_dict()
+
+    def load_state_dict(self, state):
+        """Continue from ``state``; call before iterating."""
+        self.sampler.load_state_dict(state)
+
+
+def build_resumable_train_loader(
+    dataset,
+    *,
+    mapper,
+    total_batch_size,
+    aspect_ratio_grouping=True,
+    num_workers=0,
+    shuffle=True,
+    seed=None,
+):
+    """
+    The arguments of detectron2's ``build_detection_train_loader`` (dataset as a list of dicts),
+    with a loader whose position is part of the checkpoint.
+
+    Args:
+        dataset (list[dict]): detectron2 dataset dicts.
+        mapper (callable): dataset dict -> model input dict.
+        total_batch_size (int): images per iteration, all processes together.
+        aspect_ratio_grouping (bool): batch only images of the same orientation (w > h or not).
+        num_workers (int): DataLoader worker processes per rank.
+        shuffle (bool): a new permutation every epoch.
+        seed (int or None): permutation seed; None: one drawn from the (seeded) global RNG.
+
+    Returns:
+        ResumableTrainLoader
+    """
+    dataset = list(dataset)
+    groups = None
+    if aspect_ratio_grouping:
+        groups = [0 if d.get("width", 0) > d.get("height", 0) else 1 for d in dataset]
+    sampler = ResumableTrainingSampler(
+        len(dataset), total_batch_size, shuffle=shuffle, seed=seed, group_ids=groups
+    )
+    return ResumableTrainLoader(dataset, mapper, sampler, num_workers=num_workers)

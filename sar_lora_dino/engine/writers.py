@@ -1,0 +1,49 @@
+"""metrics.json records that say which initial weights and which checkpoint they come from."""
+
+import json
+import os
+from collections import defaultdict
+
+from detectron2.utils.events import EventWriter, get_event_storage
+
+__all__ = ["ProvenanceJSONWriter"]
+
+
+class ProvenanceJSONWriter(EventWriter):
+    """
+    Like detectron2's ``JSONWriter`` (one JSON object per line and iteration, appended), with
+    ``init_weights`` (a file fingerprint or ``"random"``) in every record and, in the records
+    of evaluations, the evaluated ``checkpoint`` and its ``checkpoint_iteration``.
+    """
+
+    def __init__(self, json_file, window_size=20):
+        """
+        Args:
+            json_file (str): path of ``metrics.json``; appended to.
+            window_size (int): median window for scalars with a smoothing hint.
+        """
+        self._file = open(json_file, "a")
+        self._window_size = window_size
+        self._last_write = -1
+        self.provenance = {}
+        self.evaluations = {}  # storage iteration -> {"checkpoint": ..., ...}
+
+    def write(self):
+        storage = get_event_storage()
+        by_iter = defaultdict(dict)
+        for key, (value, iteration) in storage.latest_with_smoothing_hint(
+            self._window_size
+        ).items():
+            if iteration > self._last_write:
+                by_iter[iteration][key] = value
+        if by_iter:
+            self._last_write = max(by_iter)
+        for iteration in sorted(by_iter):
+            record = {"iteration": iteration, **by_iter[iteration], **self.provenance}
+            record.update(self.evaluations.pop(iteration, {}))
+            self._file.write(json.dumps(record, sort_keys=True) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self):
+        self._file.close()
