@@ -48,8 +48,9 @@ def run_train_net(root, *opts, timeout=240):
 def train_child(root, prefix, out, opts, resume, kill_at_save, conn):
     """
     Train the tiny config in a child process and report progress on ``conn``:
-    ``("step", i, total_loss)`` after each iteration, ``("saving", path)`` when the ``kill_at_save``-th checkpoint save is
-    half written (the save then waits to be killed), ``("done", None)`` at the end.
+    ``("step", i, total_loss)`` after each iteration, ``("saving", path)`` when the
+    ``kill_at_save``-th checkpoint save is half written (the save then waits to be killed),
+    ``("done", None)`` at the end.
     """
     import time
 

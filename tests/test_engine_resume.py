@@ -114,7 +114,8 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(ctx, tmp_path):
     for pid, state in ref_opt["state"].items():
         assert torch.equal(got_opt["state"][pid]["step"], state["step"]), pid
         for name in ("exp_avg", "exp_avg_sq"):
-            torch.testing.assert_close(got_opt["state"][pid][name], state[name], rtol=1e-5,
-                                       atol=1e-9, msg=f"{pid} {name}")
+            torch.testing.assert_close(
+                got_opt["state"][pid][name], state[name], rtol=1e-5, atol=1e-9, msg=f"{pid} {name}"
+            )
     assert got["trainer"]["data_loader"] == ref["trainer"]["data_loader"]
     assert got["trainer"]["hooks"] == ref["trainer"]["hooks"]  # LR schedule, best metric

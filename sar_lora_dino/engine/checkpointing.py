@@ -1,4 +1,4 @@
-"""Training checkpoints: atomic, pruned across resumes, strict on load, optionally trainable-only."""
+"""Training checkpoints: atomic, pruned across resumes, strict on load, or trainable-only."""
 
 import os
 import re
@@ -75,9 +75,7 @@ def prune_checkpoints(save_dir, max_to_keep):
     except OSError:
         pass
     found = sorted(
-        (int(m.group(1)), name)
-        for name in os.listdir(save_dir)
-        if (m := PERIODIC_NAME.match(name))
+        (int(m.group(1)), name) for name in os.listdir(save_dir) if (m := PERIODIC_NAME.match(name))
     )
     removed = []
     for _, name in found[: max(0, len(found) - max_to_keep)]:
@@ -232,8 +230,9 @@ class TrainingCheckpointer(SARCheckpointer):
         return incompatible
 
     def _check_fits(self, state_dict, source, info):
-        keys = {k[len("module.") :] if k.startswith("module.") else k: v for k, v in
-                state_dict.items()}
+        keys = {
+            k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()
+        }
         model_state = self._module().state_dict()
         expected = set(model_state) - set(info["frozen_keys"] if info else ())
         missing = expected - set(keys)
@@ -252,7 +251,8 @@ class TrainingCheckpointer(SARCheckpointer):
             problems.append(f"{len(unexpected)} tensor(s) not in the model: {_few(unexpected)}")
         if problems:
             raise CheckpointMismatchError(
-                f"{source} does not fit this config's model: " + "; ".join(problems)
+                f"{source} does not fit this config's model: "
+                + "; ".join(problems)
                 + ". Was it trained with another config (e.g. another LoRA rank or targets)?"
             )
 

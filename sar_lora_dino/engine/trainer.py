@@ -1,4 +1,4 @@
-"""The training step: mixed precision (fp16/bf16, loss scaling), clipping, non-finite-loss policy."""
+"""The training step: mixed precision (fp16/bf16, loss scaling), clipping, non-finite losses."""
 
 import logging
 import random
@@ -10,7 +10,13 @@ import torch.distributed as dist
 from detectron2.engine import SimpleTrainer
 from detectron2.utils import comm
 
-__all__ = ["MixedPrecisionTrainer", "AMP_DTYPES", "NonFiniteLossError", "rng_state", "set_rng_state"]
+__all__ = [
+    "MixedPrecisionTrainer",
+    "AMP_DTYPES",
+    "NonFiniteLossError",
+    "rng_state",
+    "set_rng_state",
+]
 
 AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 logger = logging.getLogger(__name__)
@@ -117,8 +123,10 @@ class MixedPrecisionTrainer(SimpleTrainer):
         self.gathered_rng = None
         if self.amp_enabled:
             scaler = "with" if self.grad_scaler is not None else "without"
-            logger.info(f"Mixed precision: {amp_dtype} autocast on {self.device_type}, {scaler} "
-                        "loss scaling")
+            logger.info(
+                f"Mixed precision: {amp_dtype} autocast on {self.device_type}, {scaler} "
+                "loss scaling"
+            )
 
     def _next_batch(self):
         try:
@@ -187,7 +195,9 @@ class MixedPrecisionTrainer(SimpleTrainer):
         self.nonfinite_in_a_row += 1
         terms = {k: float(v.detach().float().cpu()) for k, v in loss_dict.items()}
         bad = sorted(k for k, v in terms.items() if not np.isfinite(v))
-        self.storage.put_scalar("nonfinite_loss_steps", self.nonfinite_in_a_row, smoothing_hint=False)
+        self.storage.put_scalar(
+            "nonfinite_loss_steps", self.nonfinite_in_a_row, smoothing_hint=False
+        )
         if self.nonfinite_in_a_row >= self.max_nonfinite:
             raise NonFiniteLossError(
                 f"The loss was NaN/inf for {self.nonfinite_in_a_row} iterations in a row, the "
