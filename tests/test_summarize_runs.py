@@ -8,10 +8,19 @@ import sys
 import pytest
 from engine_helpers import REPO
 
-from sar_lora_dino.reporting.results_table import collect_runs, format_markdown, summarize
+from sar_lora_dino.reporting.results_table import (
+    MixedWeightsError,
+    collect_runs,
+    format_markdown,
+    summarize,
+)
 
 
-def _write(root, setting, seed, split, ap, params, overrides=()):
+PRETRAINED = {"path": "/w/dinov3.pth", "size": 3, "sha256": "ab" * 32, "scope": "whole"}
+OTHER = {"path": "/w/other.pth", "size": 3, "sha256": "cd" * 32, "scope": "whole"}
+
+
+def _write(root, setting, seed, split, ap, params, overrides=(), init=PRETRAINED):
     folder = os.path.join(root, setting, f"seed{seed}", "inference", f"sardet100k_{split}")
     os.makedirs(folder)
     record = {
@@ -23,6 +32,7 @@ def _write(root, setting, seed, split, ap, params, overrides=()):
         "setting": setting,
         "seed": seed,
         "overrides": [f"train.seed={seed}", f"train.output_dir=out/{seed}", *overrides],
+        "init_weights": init,
     }
     with open(os.path.join(folder, "coco_metrics.json"), "w") as f:
         json.dump(record, f)
@@ -98,3 +108,33 @@ def test_command_line_writes_markdown_and_tsv(runs, tmp_path):
 def test_missing_folder_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such run folder"):
         collect_runs([str(tmp_path / "nope")])
+
+
+@pytest.mark.parametrize("odd", ["random", OTHER])
+def test_runs_of_different_initial_weights_are_never_averaged(tmp_path, odd):
+    root = str(tmp_path)
+    _write(root, "lora", 0, "val", 52.0, 10)
+    _write(root, "lora", 1, "val", 53.0, 10)
+    os.rename(os.path.join(root, "lora"), os.path.join(root, "good"))
+    _write(root, "lora", 2, "val", 20.0, 10, init=odd)
+    records = collect_runs([root])
+    with pytest.raises(MixedWeightsError, match=r"'lora' has runs from 2 different") as err:
+        summarize(records)
+    assert os.path.join(root, "lora", "seed2") in str(err.value)  # the odd run is named
+    assert os.path.join(root, "good", "seed0") in str(err.value)
+    table = summarize(records, separate_weights=True)
+    odd_id = "random" if odd == "random" else "sha256:" + "cd" * 6
+    assert table[(f"lora [init {odd_id}]", "val")]["n"] == 1
+    assert table[("lora [init sha256:" + "ab" * 6 + "]", "val")]["AP"][0] == pytest.approx(0.525)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(REPO, "tools", "summarize_runs.py"), root],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "different initial weights" in proc.stderr
+
+
+def test_random_init_rows_say_so(tmp_path):
+    _write(str(tmp_path), "demo", 0, "val", 10.0, 10, init="random")
+    assert list(summarize(collect_runs([str(tmp_path)]))) == [("demo [init random]", "val")]

@@ -6,13 +6,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from sar_lora_dino.engine.checkpointing import atomic_write  # noqa: E402
 from sar_lora_dino.reporting.results_table import (  # noqa: E402
     collect_runs,
     format_markdown,
     format_tsv,
     summarize,
 )
+from sar_lora_dino.utils.io import atomic_write  # noqa: E402
 
 
 def main(argv=None):
@@ -29,14 +29,20 @@ def main(argv=None):
         help="'setting': config name + training overrides stored in each file; 'dir': the "
         "folder above each seed folder (RUNS/SETTING/SEED)",
     )
+    parser.add_argument(
+        "--separate-weights",
+        action="store_true",
+        help="one row per (setting, initial weights) instead of refusing to average runs that "
+        "started from different weights",
+    )
     args = parser.parse_args(argv)
     try:
         records = collect_runs(args.runs, group_by=args.group_by)
+        if not records:
+            sys.exit(f"error: no coco_metrics.json under {' '.join(args.runs)}")
+        table = summarize(records, separate_weights=args.separate_weights)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
-    if not records:
-        sys.exit(f"error: no coco_metrics.json under {' '.join(args.runs)}")
-    table = summarize(records)
     markdown, tsv = format_markdown(table), format_tsv(table)
     print(f"{len(records)} metrics files, {len(table)} (setting, split) groups\n")
     print(markdown)

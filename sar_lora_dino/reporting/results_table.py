@@ -8,13 +8,41 @@ from collections import OrderedDict
 
 from sar_lora_dino.engine.evaluation import BBOX_METRICS, METRICS_FILE
 
-__all__ = ["find_metrics_files", "collect_runs", "summarize", "format_markdown", "format_tsv"]
+__all__ = [
+    "MixedWeightsError",
+    "find_metrics_files",
+    "collect_runs",
+    "summarize",
+    "format_markdown",
+    "format_tsv",
+    "weights_id",
+]
+
+
+class MixedWeightsError(ValueError):
+    """Runs of one setting started from different initial weights (or some from random ones)."""
+
+
+def weights_id(record):
+    """
+    Returns:
+        str: ``"random"``, ``"sha256:<first 12 hex>"`` of the initial weights, or
+        ``"unrecorded"`` (metrics files written before runs recorded their weights).
+    """
+    init = record.get("init_weights")
+    if isinstance(init, dict) and init.get("sha256"):
+        return f"sha256:{init['sha256'][:12]}"
+    if init == "random":
+        return "random"
+    return "unrecorded"
 
 # Overrides that change where or how a run is recorded, not what is trained.
 _RUN_ONLY_PREFIXES = (
     "train.seed=",
     "train.output_dir=",
-    "train.init_checkpoint=",
+    "train.init_checkpoint=",  # the weights' fingerprint is compared instead
+    "train.allow_random_init=",
+    "train.weights_env=",
     "train.eval_period=",
     "train.log_period=",
     "train.checkpointer",
@@ -87,6 +115,7 @@ def collect_runs(paths, group_by="setting"):
         else:
             raise ValueError(f"group_by must be 'setting' or 'dir', got {group_by!r}")
         record.setdefault("split", record.get("dataset", "?").rsplit("_", 1)[-1])
+        record["weights"] = weights_id(record)
         records.append(record)
     return records
 
@@ -102,14 +131,44 @@ def _mean_std(values):
     return mean, math.sqrt(var), len(values)
 
 
-def summarize(records):
+def _check_weights(records, separate_weights):
+    by_setting = OrderedDict()
+    for r in records:
+        by_setting.setdefault(r["setting"], OrderedDict()).setdefault(r["weights"], []).append(r)
+    for setting, groups in by_setting.items():
+        if len(groups) > 1 and not separate_weights:
+            listing = "; ".join(
+                f"{w}: " + ", ".join(os.path.dirname(r["file"]) for r in runs)
+                for w, runs in groups.items()
+            )
+            raise MixedWeightsError(
+                f"Setting {setting!r} has runs from {len(groups)} different initial weights "
+                f"({', '.join(groups)}); their mean ± std would mix them. Runs: {listing}. "
+                "Remove the wrong runs, or pass --separate-weights for one row per weights."
+            )
+        for weights, runs in groups.items():
+            if len(groups) > 1 or weights == "random":
+                for r in runs:
+                    r["setting"] = f"{setting} [init {weights}]"
+
+
+def summarize(records, separate_weights=False):
     """
-    Group records by (setting, split) and average each metric over the runs (seeds).
+    Group records by (setting, initial weights, split) and average each metric over the runs
+    (seeds). A setting whose runs started from different weights (random vs pretrained, or
+    two different files) is an error naming the runs, unless ``separate_weights``: then each
+    weights gets its own row. Random-init rows are labelled ``[init random]``.
+
+    Args:
+        records (list[dict]): from :func:`collect_runs`.
+        separate_weights (bool): one row per (setting, weights) instead of an error.
 
     Returns:
         OrderedDict: ``{(setting, split): {"n": int, "seeds": list, "trainable_params": int,
         metric: (mean, std)}}`` with metrics as fractions (COCO AP / 100), in first-seen order.
     """
+    records = [dict(r) for r in records]
+    _check_weights(records, separate_weights)
     groups = OrderedDict()
     for r in records:
         groups.setdefault((r["setting"], r["split"]), []).append(r)
