@@ -15,7 +15,6 @@ from sar_lora_dino.reporting.results_table import (
     summarize,
 )
 
-
 PRETRAINED = {"path": "/w/dinov3.pth", "size": 3, "sha256": "ab" * 32, "scope": "whole"}
 OTHER = {"path": "/w/other.pth", "size": 3, "sha256": "cd" * 32, "scope": "whole"}
 

@@ -36,6 +36,7 @@ def weights_id(record):
         return "random"
     return "unrecorded"
 
+
 # Overrides that change where or how a run is recorded, not what is trained.
 _RUN_ONLY_PREFIXES = (
     "train.seed=",

@@ -35,7 +35,8 @@ lr_multiplier.warmup_length = 2 / 6
 
 train.max_iter = 6
 train.eval_period = 3
-train.checkpointer = dict(period=3, max_to_keep=2)
+train.checkpointer.period = 3
+train.checkpointer.max_to_keep = 2
 train.log_period = 1
 train.device = "cpu"
 train.seed = 0
