@@ -143,3 +143,31 @@ def test_category_ids_are_checked(tmp_path):
     bad.write_text(json.dumps({"images": [], "annotations": [], "categories": cats}))
     with pytest.raises(ValueError, match="0-based"):
         load_sardet_json(str(bad), str(tmp_path / "JPEGImages" / "val"))
+
+
+def test_registering_another_root_under_a_used_prefix_fails(tmp_path):
+    from sar_lora_dino.data import make_synthetic_sardet
+
+    first, second = str(tmp_path / "a"), str(tmp_path / "b")
+    for root in (first, second):
+        make_synthetic_sardet(root, num_train=0, num_val=1, num_test=0, sizes=(64,), seed=0)
+    assert register_sardet100k(first, prefix="reg_twice", splits=["val"]) == ["reg_twice_val"]
+    assert register_sardet100k(first, prefix="reg_twice", splits=["val"]) == ["reg_twice_val"]
+    with pytest.raises(ValueError, match=r"'reg_twice_val' is already registered with root .*a'"):
+        register_sardet100k(second, prefix="reg_twice", splits=["val"])
+
+
+def test_default_root_is_resolved_at_first_load(tmp_path, monkeypatch):
+    from sar_lora_dino.data import make_synthetic_sardet
+
+    first, second = str(tmp_path / "a"), str(tmp_path / "b")
+    make_synthetic_sardet(first, num_train=0, num_val=2, num_test=0, sizes=(64,), seed=0)
+    make_synthetic_sardet(second, num_train=0, num_val=3, num_test=0, sizes=(64,), seed=0)
+    monkeypatch.setenv("SARDET100K_ROOT", str(tmp_path / "unset_at_import"))
+    (name,) = register_sardet100k(prefix="reg_lazy", splits=["val"])  # as at import time
+    monkeypatch.setenv("SARDET100K_ROOT", first)  # set after import
+    assert len(DatasetCatalog.get(name)) == 2
+    assert MetadataCatalog.get(name).json_file == os.path.join(first, "Annotations", "val.json")
+    monkeypatch.setenv("SARDET100K_ROOT", second)
+    with pytest.raises(ValueError, match=r"first loaded from .*a'.*now .*b'"):
+        DatasetCatalog.get(name)

@@ -247,16 +247,58 @@ def load_sardet_json(json_file, image_root, dataset_name=None, check_images=True
     return records
 
 
+# name -> {"root": root given (None: the default, resolved at first load), "loaded": root read}
+_REGISTERED = {}
+
+
+def _set_metadata(name, root, split):
+    if name in MetadataCatalog.list():
+        MetadataCatalog.remove(name)
+    MetadataCatalog.get(name).set(
+        thing_classes=[c["name"] for c in SARDET100K_CATEGORIES],
+        thing_colors=[c["color"] for c in SARDET100K_CATEGORIES],
+        thing_dataset_id_to_contiguous_id={c["id"]: c["id"] for c in SARDET100K_CATEGORIES},
+        json_file=os.path.join(root, "Annotations", f"{split}.json"),
+        image_root=os.path.join(root, "JPEGImages", split),
+        evaluator_type="coco",
+    )
+
+
+def _load_split(name, split, check_images):
+    entry = _REGISTERED[name]
+    root = entry["root"]
+    if root is None:  # the default root: whatever SARDET100K_ROOT says when first loaded
+        root = get_sardet100k_root()
+        if entry["loaded"] is not None and entry["loaded"] != root:
+            raise ValueError(
+                f"Dataset {name!r} was first loaded from '{entry['loaded']}', but the default "
+                f"root is now '{root}' (SARDET100K_ROOT changed in between). Set it once before "
+                "the first load, or register the new root under another prefix: "
+                "register_sardet100k(root=..., prefix=...)."
+            )
+        if entry["loaded"] is None and MetadataCatalog.get(name).get("json_file") != os.path.join(
+            root, "Annotations", f"{split}.json"
+        ):
+            logger.info(f"{name}: the default root resolves to '{root}' at first load")
+            _set_metadata(name, root, split)
+    entry["loaded"] = root
+    json_file = os.path.join(root, "Annotations", f"{split}.json")
+    return load_sardet_json(json_file, os.path.join(root, "JPEGImages", split), name, check_images)
+
+
 def register_sardet100k(root=None, prefix="sardet100k", splits=_SPLITS, check_images=True):
     """
     Register the splits of a root in the SARDet-100K layout as ``<prefix>_<split>``.
 
-    Nothing is read now; files are read when a dataset is first used. Names already in the
-    catalog are skipped, so calling it twice is harmless.
+    Nothing is read now; files are read when a dataset is first used. Without ``root`` the
+    default root (:func:`get_sardet100k_root`) is resolved at that first load, so setting
+    ``SARDET100K_ROOT`` after import works; changing it after a load is an error. Registering
+    the same names again with the same root is a no-op; with another root it replaces a default
+    registration that was never loaded, and is an error otherwise (use another ``prefix``).
 
     Args:
         root (str): folder holding ``Annotations/<split>.json`` and ``JPEGImages/<split>/``;
-            default :func:`get_sardet100k_root`.
+            default :func:`get_sardet100k_root`, resolved at first load.
         prefix (str): dataset name prefix.
         splits (Iterable[str]): split names, any subset or extra split with the same layout.
         check_images (bool): see :func:`load_sardet_json`.
@@ -264,25 +306,31 @@ def register_sardet100k(root=None, prefix="sardet100k", splits=_SPLITS, check_im
     Returns:
         list[str]: the dataset names of ``splits`` (registered now or before).
     """
-    root = get_sardet100k_root() if root is None else root
     names = []
     for split in splits:
         name = f"{prefix}_{split}"
         names.append(name)
         if name in DatasetCatalog.list():
-            continue
-        json_file = os.path.join(root, "Annotations", f"{split}.json")
-        image_root = os.path.join(root, "JPEGImages", split)
+            entry = _REGISTERED.get(name)
+            if entry is None:
+                logger.warning(f"Dataset {name!r} was registered elsewhere; it is kept as it is.")
+                continue
+            if root is None or (
+                entry["root"] is not None
+                and os.path.abspath(entry["root"]) == os.path.abspath(root)
+            ):
+                continue
+            if entry["root"] is not None or entry["loaded"] is not None:
+                old = entry["root"] or entry["loaded"]
+                raise ValueError(
+                    f"Dataset {name!r} is already registered with root '{old}'; registering "
+                    f"root '{root}' under the same prefix {prefix!r} would be ambiguous. Pass "
+                    "another prefix, e.g. register_sardet100k(root, prefix='mysar')."
+                )
+            DatasetCatalog.remove(name)
+        _REGISTERED[name] = {"root": root, "loaded": None}
         DatasetCatalog.register(
-            name,
-            lambda j=json_file, i=image_root, n=name: load_sardet_json(j, i, n, check_images),
+            name, lambda n=name, s=split: _load_split(n, s, check_images)
         )
-        MetadataCatalog.get(name).set(
-            thing_classes=[c["name"] for c in SARDET100K_CATEGORIES],
-            thing_colors=[c["color"] for c in SARDET100K_CATEGORIES],
-            thing_dataset_id_to_contiguous_id={c["id"]: c["id"] for c in SARDET100K_CATEGORIES},
-            json_file=json_file,
-            image_root=image_root,
-            evaluator_type="coco",
-        )
+        _set_metadata(name, get_sardet100k_root() if root is None else root, split)
     return names
