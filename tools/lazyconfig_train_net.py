@@ -28,14 +28,19 @@ def cli(argv=None):
         load_config(args.config_file, args.opts)  # fail here, not in every spawned process
     except (ConfigOverrideError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
-    launch(
-        run,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    try:
+        launch(
+            run,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )
+    except ValueError as e:
+        if "--num-gpus" not in str(e):
+            raise
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

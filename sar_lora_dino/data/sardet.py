@@ -329,8 +329,6 @@ def register_sardet100k(root=None, prefix="sardet100k", splits=_SPLITS, check_im
                 )
             DatasetCatalog.remove(name)
         _REGISTERED[name] = {"root": root, "loaded": None}
-        DatasetCatalog.register(
-            name, lambda n=name, s=split: _load_split(n, s, check_images)
-        )
+        DatasetCatalog.register(name, lambda n=name, s=split: _load_split(n, s, check_images))
         _set_metadata(name, get_sardet100k_root() if root is None else root, split)
     return names

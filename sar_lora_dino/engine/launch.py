@@ -50,6 +50,12 @@ def launch(
         timeout (timedelta): timeout of collective operations.
     """
     if torch.cuda.is_available():
+        available = torch.cuda.device_count()
+        if num_procs_per_machine > available:
+            raise ValueError(
+                f"--num-gpus {num_procs_per_machine}: this machine has {available} CUDA "
+                f"device(s); pass --num-gpus {available} or fewer."
+            )
         return d2_launch(
             main_func,
             num_procs_per_machine,
@@ -58,6 +64,12 @@ def launch(
             dist_url=dist_url,
             args=args,
             timeout=timeout,
+        )
+    cores = os.cpu_count() or 1
+    if num_procs_per_machine > cores:
+        raise ValueError(
+            f"--num-gpus {num_procs_per_machine}: no CUDA here, and gloo CPU processes need a core "
+            f"each; this machine has {cores}. Pass --num-gpus {cores} or fewer."
         )
     world_size = num_procs_per_machine * num_machines
     if world_size == 1:
