@@ -164,3 +164,25 @@ def test_convert_tool_roundtrip(tmp_path, tiny_retinanet, timm_reference):
     with pytest.raises(ValueError, match="bad.pth"):
         convert_dinov3_to_d2.main([bad, str(tmp_path / "out.pth")])
     assert sorted(os.listdir(tmp_path)) == ["bad.pth", "d2.pth", "hf.bin"]
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_text_file_and_code_running_pickle_are_refused(tmp_path, tiny_retinanet):
+    text = tmp_path / "weights.pth"
+    text.write_text("this is not a checkpoint\n")
+    with pytest.raises(ValueError, match=r"Cannot read checkpoint file .*weights\.pth"):
+        SARCheckpointer(tiny_retinanet()).load(str(text))
+    evil = tmp_path / "evil.pth"
+    torch.save({"model": _RunsCode()}, str(evil))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(ValueError, match=r"(?s)evil\.pth.*posix.system.*weights_only=True"):
+            SARCheckpointer(tiny_retinanet()).load(str(evil))
+    finally:
+        os.chdir(cwd)
+    assert not (tmp_path / "pwned").exists()

@@ -171,3 +171,28 @@ def test_default_root_is_resolved_at_first_load(tmp_path, monkeypatch):
     monkeypatch.setenv("SARDET100K_ROOT", second)
     with pytest.raises(ValueError, match=r"first loaded from .*a'.*now .*b'"):
         DatasetCatalog.get(name)
+
+
+def test_negative_width_box_is_dropped_and_counted(tmp_path, caplog):
+    import json
+    import logging
+
+    from sar_lora_dino.data import load_sardet_json, make_synthetic_sardet
+
+    root = str(tmp_path / "neg")
+    make_synthetic_sardet(root, num_train=0, num_val=1, num_test=0, sizes=(64,), seed=0)
+    json_file = os.path.join(root, "Annotations", "val.json")
+    with open(json_file) as f:
+        data = json.load(f)
+    image = data["images"][0]["id"]
+    data["annotations"] = [
+        {"id": 1, "image_id": image, "category_id": 0, "bbox": [30, 5, -10, 8], "area": 80},
+        {"id": 2, "image_id": image, "category_id": 1, "bbox": [1, 1, 10, 10], "area": 100},
+    ]
+    with open(json_file, "w") as f:
+        json.dump(data, f)
+    with caplog.at_level(logging.INFO):
+        (record,) = load_sardet_json(json_file, os.path.join(root, "JPEGImages", "val"), None)
+    assert [a["category_id"] for a in record["annotations"]] == [1]
+    assert record["num_json_annotations"] == 2
+    assert "1 boxes with no area inside the image" in caplog.text
