@@ -147,10 +147,21 @@ def test_eval_only_needs_a_checkpoint(data_root, tmp_path):
         do_eval(cfg, args)
 
 
-def test_trainable_parameters_are_counted_through_ddp_wrappers():
+def test_trainable_parameters_are_counted_through_ddp_wrappers(tmp_path):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
     model[0].weight.requires_grad_(False)
-    assert count_parameters(model) == (4 + 10, 12 + 4 + 10)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1
+    )
+    try:
+        wrapped = DistributedDataParallel(model)
+        assert isinstance(wrapped, DistributedDataParallel)
+        assert count_parameters(wrapped) == (4 + 10, 12 + 4 + 10)
+    finally:
+        dist.destroy_process_group()
 
 
 def test_pictures_of_a_run(full_run, tmp_path):
