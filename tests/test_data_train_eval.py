@@ -4,74 +4,31 @@ import json
 import os
 import uuid
 
-import detectron2.data.transforms as T
 import pytest
 import torch
 from _quirks import inject_sardet_quirks
-from detectron2.data import (
-    DatasetCatalog,
-    DatasetMapper,
-    build_detection_test_loader,
-    build_detection_train_loader,
-)
+from conftest import TINY, build_retinanet
+from detectron2.data import DatasetCatalog, build_detection_test_loader
 from detectron2.evaluation import COCOEvaluator, inference_on_dataset
-from detectron2.layers import ShapeSpec
-from detectron2.modeling import Backbone, RetinaNet
-from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
-from detectron2.modeling.box_regression import Box2BoxTransform
-from detectron2.modeling.matcher import Matcher
-from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 from detectron2.structures import Boxes, BoxMode, Instances
 from detectron2.utils.events import EventStorage
-from torch import nn
 
 from sar_lora_dino.data import (
+    SARDatasetMapper,
     SARDetCOCOEvaluator,
     get_sardet_train_dicts,
     make_synthetic_sardet,
     register_sardet100k,
 )
-
-
-class _TinyBackbone(Backbone):
-    """Two strided convs: one stride-8 feature map of 16 channels."""
-
-    def __init__(self):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(3, 8, 3, 2, 1),
-            nn.ReLU(),
-            nn.Conv2d(8, 16, 3, 2, 1),
-            nn.ReLU(),
-            nn.Conv2d(16, 16, 3, 2, 1),
-            nn.ReLU(),
-        )
-
-    def forward(self, x):
-        return {"p3": self.body(x)}
-
-    def output_shape(self):
-        return {"p3": ShapeSpec(channels=16, stride=8)}
+from sar_lora_dino.data.transforms import SARResize
+from sar_lora_dino.engine import build_resumable_train_loader
+from sar_lora_dino.modeling import ConvNeXtBackbone
 
 
 def _tiny_retinanet():
+    """Our RetinaNet + FPN on a tiny ConvNeXt, as the configs build it."""
     torch.manual_seed(0)
-    return RetinaNet(
-        backbone=_TinyBackbone(),
-        head=RetinaNetHead(
-            input_shape=[ShapeSpec(channels=16)], num_classes=6, num_anchors=9, conv_dims=[16]
-        ),
-        head_in_features=["p3"],
-        anchor_generator=DefaultAnchorGenerator(
-            sizes=[[16, 20, 25]], aspect_ratios=[0.5, 1, 2], strides=[8]
-        ),
-        box2box_transform=Box2BoxTransform(weights=(1.0, 1.0, 1.0, 1.0)),
-        anchor_matcher=Matcher([0.4, 0.5], [0, -1, 1], allow_low_quality_matches=True),
-        num_classes=6,
-        pixel_mean=[123.675, 116.28, 103.53],
-        pixel_std=[58.395, 57.12, 57.375],
-        input_format="RGB",
-    )
+    return build_retinanet(ConvNeXtBackbone(**TINY, finetune="lora"))
 
 
 @pytest.fixture(scope="module")
@@ -94,24 +51,39 @@ def names(tmp_path_factory):
 
 def test_one_training_step(names):
     model = _tiny_retinanet()
-    mapper = DatasetMapper(is_train=True, augmentations=[T.Resize((128, 128))], image_format="RGB")
-    loader = build_detection_train_loader(
-        dataset=get_sardet_train_dicts(names[0]), mapper=mapper, total_batch_size=4, num_workers=0
+    mapper = SARDatasetMapper(
+        is_train=True, augmentations=[SARResize(scale=(128, 128))], image_format="RGB"
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    dicts = get_sardet_train_dicts(names[0])
+    loader = build_resumable_train_loader(
+        dicts, mapper=mapper, total_batch_size=4, aspect_ratio_grouping=False, seed=0
+    )
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    by_file = {d["file_name"]: d for d in dicts}
     with EventStorage(0):
         batch = next(iter(loader))
         assert all(b["image"].shape == (3, 128, 128) for b in batch)
-        losses = model(batch)
-        loss = sum(losses.values())
-        assert torch.isfinite(loss)
-        loss.backward()
-        optimizer.step()
+        for b in batch:  # the cleaned non-crowd boxes, scaled to 128x128
+            d = by_file[b["file_name"]]
+            boxes = [a["bbox"] for a in d["annotations"] if not a["iscrowd"]]
+            scale = torch.tensor([128 / d["width"], 128 / d["height"]] * 2)
+            expected = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in boxes]) * scale
+            torch.testing.assert_close(b["instances"].gt_boxes.tensor, expected.reshape(-1, 4))
+        first = None
+        for _ in range(3):  # the same batch three times: the loss must go down
+            loss = sum(model(batch).values())
+            first = loss.item() if first is None else first
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        assert sum(model(batch).values()).item() < first
 
 
 def test_coco_evaluator_run(names, tmp_path):
     model = _tiny_retinanet().eval()
-    mapper = DatasetMapper(is_train=False, augmentations=[T.Resize((128, 128))], image_format="RGB")
+    mapper = SARDatasetMapper(
+        is_train=False, augmentations=[SARResize(scale=(128, 128))], image_format="RGB"
+    )
     loader = build_detection_test_loader(dataset=DatasetCatalog.get(names[1]), mapper=mapper)
     model.test_score_thresh = 0.0  # an untrained model: keep its detections so the API runs
     results = inference_on_dataset(model, loader, SARDetCOCOEvaluator(names[1], output_dir=None))
