@@ -37,6 +37,21 @@ def tiny_cfg(output_dir, prefix, extra=(), eval_only=False, resume=False):
     return cfg, args
 
 
+def build_tiny_model(overrides=(), seed=0):
+    """
+    The model of the tiny config (the shipped ``configs/common`` wiring, shrunk), built after
+    ``key=value`` overrides such as ``model.backbone.bottom_up.finetune=full``.
+    """
+    import torch
+    from detectron2.config import instantiate
+
+    from sar_lora_dino.engine import load_config
+
+    cfg = load_config(TINY_CONFIG, list(overrides))
+    torch.manual_seed(seed)
+    return instantiate(cfg.model)
+
+
 def run_train_net(root, *opts, timeout=240):
     """Run tools/lazyconfig_train_net.py on the tiny config with ``root`` as SARDET100K_ROOT."""
     env = dict(os.environ, SARDET100K_ROOT=root, PYTHONPATH=REPO, DINOV3_WEIGHTS="")

@@ -7,11 +7,11 @@ import uuid
 import pytest
 import torch
 from _quirks import inject_sardet_quirks
-from conftest import TINY, build_retinanet
 from detectron2.data import DatasetCatalog, build_detection_test_loader
 from detectron2.evaluation import COCOEvaluator, inference_on_dataset
 from detectron2.structures import Boxes, BoxMode, Instances
 from detectron2.utils.events import EventStorage
+from engine_helpers import build_tiny_model
 
 from sar_lora_dino.data import (
     SARDatasetMapper,
@@ -22,13 +22,11 @@ from sar_lora_dino.data import (
 )
 from sar_lora_dino.data.transforms import SARResize
 from sar_lora_dino.engine import build_resumable_train_loader
-from sar_lora_dino.modeling import ConvNeXtBackbone
 
 
 def _tiny_retinanet():
-    """Our RetinaNet + FPN on a tiny ConvNeXt, as the configs build it."""
-    torch.manual_seed(0)
-    return build_retinanet(ConvNeXtBackbone(**TINY, finetune="lora"))
+    """Our RetinaNet + FPN on a tiny ConvNeXt, from the shipped configs."""
+    return build_tiny_model(["model.test_score_thresh=0.05"])
 
 
 @pytest.fixture(scope="module")

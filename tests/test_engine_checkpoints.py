@@ -5,7 +5,7 @@ import os
 
 import pytest
 import torch
-from engine_helpers import make_tiny_root, tiny_cfg
+from engine_helpers import build_tiny_model, make_tiny_root, tiny_cfg
 
 from sar_lora_dino.engine import BestCheckpointer, CheckpointMismatchError, do_eval, do_train
 from sar_lora_dino.engine.checkpointing import clean_stale_temps, prune_checkpoints
@@ -85,10 +85,7 @@ def base_run(tmp_path_factory):
     """A backbone file in the timm layout and a trainable-only run that starts from it."""
     tmp = tmp_path_factory.mktemp("base")
     root = make_tiny_root(str(tmp / "root"), PREFIX)
-    cfg, args = tiny_cfg(str(tmp / "probe"), PREFIX)
-    from detectron2.config import instantiate
-
-    backbone = instantiate(cfg.model).backbone.bottom_up
+    backbone = build_tiny_model().backbone.bottom_up
     weights = {k: v for k, v in backbone.state_dict().items() if "lora_" not in k}
     dim = weights["stages.3.blocks.0.gamma"].shape[0]
     weights.update({"head.norm.weight": torch.ones(dim), "head.norm.bias": torch.zeros(dim)})

@@ -91,7 +91,9 @@ def plot_training_curves(metrics_file, output_file, title=None):
                 f"{y[-1]:.1f}", (x[-1], y[-1]), textcoords="offset points", xytext=(4, 4)
             )
     if not any(series[k] for k in AP_KEYS):
-        ax_ap.text(0.5, 0.5, "no evaluation yet", ha="center", transform=ax_ap.transAxes)
+        evaluated = any(k in r for r in records for k in AP_KEYS)  # AP NaN: no detection at all
+        text = "0 detections above the threshold" if evaluated else "no evaluation yet"
+        ax_ap.text(0.5, 0.5, text, ha="center", transform=ax_ap.transAxes)
     ax_ap.set_ylabel("COCO bbox AP (%)")
     ax_ap.set_xlabel("iteration")
     ax_ap.set_ylim(bottom=0)
