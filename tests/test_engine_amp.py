@@ -40,7 +40,7 @@ def test_bf16_autocast_with_loss_scaling_runs_on_the_cpu_and_resumes(data_root, 
         "train.clip_grad.max_norm=1.0",
         "train.eval_period=0",
     ]
-    cfg, args = tiny_cfg(out, PREFIX, [*amp, "train.max_iter=2"])
+    cfg, args = tiny_cfg(out, PREFIX, [*amp, "train.max_iter=1"])
     dtypes = _Dtypes()
     do_train(cfg, args, extra_hooks=[dtypes])
     assert dtypes.seen == {torch.bfloat16}
@@ -56,7 +56,7 @@ def test_bf16_autocast_with_loss_scaling_runs_on_the_cpu_and_resumes(data_root, 
         def before_train(self):
             seen.append(self.trainer.grad_scaler.get_scale())
 
-    cfg, args = tiny_cfg(out, PREFIX, [*amp, "train.max_iter=3"], resume=True)
+    cfg, args = tiny_cfg(out, PREFIX, [*amp, "train.max_iter=2"], resume=True)
     do_train(cfg, args, resume=True, extra_hooks=[_Scale()])
     assert seen == [1024.0]
     with open(os.path.join(out, "metrics.json")) as f:
