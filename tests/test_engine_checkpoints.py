@@ -95,7 +95,7 @@ def base_run(tmp_path_factory):
     opts = [
         f"train.init_checkpoint={base}",
         "train.allow_random_init=False",
-        "train.checkpointer.trainable_only=True",
+        "train.checkpoint_trainable_only=True",
         "train.max_iter=2",
         "train.eval_period=0",
     ]

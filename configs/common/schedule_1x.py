@@ -36,12 +36,14 @@ train = dict(
     amp=dict(enabled=True, dtype="float16", grad_scaler=None),
     clip_grad=None,  # or dict(max_norm=...)
     ddp=dict(broadcast_buffers=False, find_unused_parameters=False, fp16_compression=False),
-    # trainable_only: files hold the trainable tensors + the fingerprint of init_checkpoint
-    checkpointer=dict(period=ITERS_PER_EPOCH, max_to_keep=3, trainable_only=False),
+    checkpointer=dict(period=ITERS_PER_EPOCH, max_to_keep=3),
+    # checkpoints with only the trainable tensors + the fingerprint of init_checkpoint (kept out
+    # of `checkpointer`, which detectron2's stock tool passes to its PeriodicCheckpointer)
+    checkpoint_trainable_only=False,
     max_nonfinite_steps=10,  # consecutive NaN/inf losses (steps skipped) before the run stops
     best_checkpointer=dict(metric="bbox/AP", mode="max"),  # kept as model_best.pth
     eval_period=ITERS_PER_EPOCH,  # evaluate on val after every epoch
     log_period=50,
-    device="auto",  # CUDA when available, else the CPU
+    device="cuda",  # the engine falls back to the CPU without CUDA ("auto" works too)
     seed=-1,
 )

@@ -140,7 +140,7 @@ class TrainingCheckpointer(SARCheckpointer):
         base = self.extra_state.get("init_weights")
         if not isinstance(base, dict):
             raise ValueError(
-                "train.checkpointer.trainable_only needs base weights to refer to: set "
+                "train.checkpoint_trainable_only needs base weights to refer to: set "
                 "train.init_checkpoint (a random initialisation cannot be re-read)."
             )
         keep = {n for n, p in module.named_parameters() if p.requires_grad}

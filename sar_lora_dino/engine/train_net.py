@@ -247,7 +247,7 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
     Train ``cfg.model`` as the config says, evaluating every ``train.eval_period`` iterations.
 
     Writes into ``train.output_dir``: periodic checkpoints (``train.checkpointer``: period,
-    max_to_keep, trainable_only), ``model_final.pth``, ``model_best.pth`` (by
+    max_to_keep; ``train.checkpoint_trainable_only``), ``model_final.pth``, ``model_best.pth`` (by
     ``train.best_checkpointer``, default bbox/AP max), ``metrics.json``, TensorBoard events,
     ``log.txt`` and the evaluation results, each naming the initial weights. On SIGTERM or
     SIGINT it saves the current state and stops; ``--resume`` continues with the same
@@ -294,7 +294,9 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
         max_nonfinite=cfg.train.get("max_nonfinite_steps", 10),
     )
     ckpt_cfg = dict(cfg.train.checkpointer)
-    trainable_only = bool(ckpt_cfg.pop("trainable_only", False))
+    trainable_only = bool(ckpt_cfg.pop("trainable_only", False)) or bool(
+        cfg.train.get("checkpoint_trainable_only", False)
+    )
     checkpointer = TrainingCheckpointer(
         model,
         output_dir,
@@ -383,7 +385,7 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
     json_writer.provenance["init_weights"] = init_weights
     if trainable_only and not isinstance(init_weights, dict):
         raise ValueError(
-            "train.checkpointer.trainable_only=True needs train.init_checkpoint (the frozen "
+            "train.checkpoint_trainable_only=True needs train.init_checkpoint (the frozen "
             "base the files refer to); this run starts from random weights."
         )
     trainer.train(start_iter, cfg.train.max_iter)
