@@ -6,6 +6,7 @@ import shutil
 from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ONNX_EXTRA = ["onnx", "onnxruntime"]
 
 
 def link_configs():
@@ -50,5 +51,11 @@ setup(
         "safetensors",
         "tqdm",
     ],
-    extras_require={"dev": ["pytest", "ruff"]},
+    extras_require={
+        # tools/export_model.py --onnx writes the graph with torch alone; these add its metadata
+        # and run it (the parity test).
+        "onnx": ONNX_EXTRA,
+        # onnxruntime installs in seconds, so the ONNX parity test runs in CI too
+        "dev": ["pytest", "ruff", *ONNX_EXTRA],
+    },
 )

@@ -1,6 +1,8 @@
 """The merged detector as ONNX, through detectron2's TracingAdapter and the TorchScript exporter."""
 
+import contextlib
 import json
+import sys
 from typing import Dict, List, Sequence, Tuple
 
 import torch
@@ -23,6 +25,31 @@ def input_size(cfg) -> Tuple[int, int]:
     if scale is None:
         return 800, 800
     return int(scale[1]), int(scale[0])
+
+
+@contextlib.contextmanager
+def _traceable_topk(model: nn.Module):
+    """
+    Make the per-level top-k cut of a dense detector survive tracing. detectron2 0.6 computes
+    ``min(topk_candidates, number of candidates)`` in Python, so tracing would freeze whichever
+    side won on the example image. Here the stock decoding keeps every candidate (a count the
+    trace follows) and the top-k cut is a slice of the score-sorted result, which ONNX clamps
+    to the candidates present; eager results are unchanged.
+    """
+    decode = getattr(model, "_decode_per_level_predictions", None)
+    if decode is None:
+        yield
+        return
+
+    def per_level(anchors, pred_scores, pred_deltas, score_thresh, topk_candidates, image_size):
+        found = decode(anchors, pred_scores, pred_deltas, score_thresh, sys.maxsize, image_size)
+        return found[:topk_candidates]
+
+    model._decode_per_level_predictions = per_level
+    try:
+        yield
+    finally:
+        del model._decode_per_level_predictions
 
 
 def _traceable(model: nn.Module, image: torch.Tensor):
@@ -71,7 +98,7 @@ def export_onnx(
             f"got {len(outputs)}"
         )
     with atomic_path(path) as tmp:
-        with torch.no_grad():
+        with torch.no_grad(), _traceable_topk(model):
             torch.onnx.export(
                 traceable,
                 (image,),
