@@ -2,6 +2,7 @@
 
 import argparse
 import copy
+import importlib.util
 import json
 import os
 import subprocess
@@ -243,11 +244,20 @@ def test_export_tool_writes_every_format(run, tmp_path):
         "--peft-dir",
         str(out / "peft"),
     ]
+    expected = ["adapter.safetensors", "merged.pth", "merged.yaml", "peft"]
+    if importlib.util.find_spec("onnx"):
+        cmd += ["--onnx", str(out / "model.onnx")]
+        expected.append("model.onnx")
     env = dict(os.environ, PYTHONPATH=REPO)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
-    names = sorted(os.listdir(out))
-    assert names == ["adapter.safetensors", "merged.pth", "merged.yaml", "peft"]
+    assert sorted(os.listdir(out)) == sorted(expected)
+    if "model.onnx" in expected:
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
+        assert (props["input_height"], props["input_width"]) == ("96", "128")  # image_scale w, h
+        assert json.loads(props["class_names"]) == []  # exporttest_val: not registered there
     bad = subprocess.run(
         cmd[:4] + ["--adapter", str(out / "x.safetensors"), "model.backbone.bottom_up.lora_rr=8"],
         env=env,
