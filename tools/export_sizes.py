@@ -14,6 +14,7 @@ from sar_lora_dino import model_zoo  # noqa: E402
 from sar_lora_dino.checkpoint import SARCheckpointer  # noqa: E402
 from sar_lora_dino.checkpoint.checkpointer import find_convnext_backbone  # noqa: E402
 from sar_lora_dino.export import export_adapter, export_merged, export_peft  # noqa: E402
+from sar_lora_dino.modeling import lora_state_dict_keys  # noqa: E402
 
 CONFIGS = {
     "LoRA r16 fc1+fc2": "sar_lora_dino/retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k.py",
@@ -41,7 +42,8 @@ def main():
             model = instantiate(cfg.model).eval()
             if not os.path.exists(base):  # random weights with the real key names and shapes
                 _, backbone = find_convnext_backbone(model)
-                state = {k: v for k, v in backbone.state_dict().items() if "lora_" not in k}
+                adapters = lora_state_dict_keys(backbone)
+                state = {k: v for k, v in backbone.state_dict().items() if k not in adapters}
                 torch.save(state, base)
             cfg.train.init_checkpoint = base
             SARCheckpointer(model).load(base, checkpointables=[])

@@ -6,7 +6,8 @@ import os
 import sys
 
 from .adapter import export_adapter
-from .merged import export_merged
+from .config_io import config_to_yaml
+from .merged import export_merged, merged_config
 from .model import load_trained_model, resolve_run
 from .onnx import export_onnx, input_size
 from .peft import export_peft
@@ -97,6 +98,8 @@ def main(argv=None) -> int:
                 "input_height": str(height),
                 "input_width": str(width),
                 "input_format": str(cfg.model.get("input_format", "RGB")),
+                # everything else a user must reproduce (input scaling, classes, thresholds)
+                "config": config_to_yaml(merged_config(cfg, model)),
             }
             export_onnx(plain, args.onnx, height, width, meta, _class_names(cfg))
             logger.info(f"ONNX: {args.onnx} ({os.path.getsize(args.onnx):,} bytes)")
