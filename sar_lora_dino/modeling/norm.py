@@ -1,4 +1,4 @@
-"""detectron2's "GN" norm (GroupNorm, 32 groups) as a callable that also survives a 1-channel probe."""
+"""detectron2's "GN" (GroupNorm, 32 groups) as a norm callable that survives a 1-channel probe."""
 
 from torch import nn
 

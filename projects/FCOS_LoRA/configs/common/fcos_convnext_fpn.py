@@ -1,4 +1,4 @@
-"""FCOS (anchor-free) + FPN (P3-P7) on a LoRA-injected ConvNeXt-S, detectron2's stock FCOS wiring."""
+"""FCOS (anchor-free) + FPN (P3-P7) on a LoRA-injected ConvNeXt-S, as detectron2's stock FCOS."""
 
 from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
