@@ -1,4 +1,4 @@
-"""The one image reader of training, evaluation and inference: 8-bit as detectron2, SAR values kept."""
+"""The one image reader of training, evaluation and inference; it keeps 16-bit/float values."""
 
 import importlib.util
 import os
