@@ -37,6 +37,24 @@ def has_tifffile():
     return importlib.util.find_spec("tifffile") is not None
 
 
+def _stored_8bit(im, path):
+    """Whether an image PIL opened in an 8-bit mode really stores 8 bits per sample (PIL reads
+    16-bit RGB PNGs and TIFFs as 8-bit "RGB", dropping the low byte)."""
+    if im.mode not in _8BIT_MODES:
+        return False
+    if im.format == "PNG":
+        with open(path, "rb") as f:
+            header = f.read(26)
+        return len(header) < 26 or header[24] <= 8  # IHDR bit depth
+    if im.format == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        bits, formats = tags.get(258, 8), tags.get(339, 1)
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        formats = formats if isinstance(formats, tuple) else (formats,)
+        return all(b <= 8 for b in bits) and all(f == 1 for f in formats)
+    return True
+
+
 def is_8bit_image(path):
     """
     Args:
@@ -48,7 +66,7 @@ def is_8bit_image(path):
     """
     try:
         with Image.open(path) as im:
-            return im.mode in _8BIT_MODES
+            return _stored_8bit(im, path)
     except (OSError, ValueError, SyntaxError):
         return None
 
@@ -88,9 +106,11 @@ def read_raw(path):
     errors = []
     try:
         with Image.open(path) as im:
-            if im.mode in _8BIT_MODES:
+            if _stored_8bit(im, path):
                 return _channels_last(detection_utils.read_image(path, format="RGB"), path)
-            return _channels_last(np.asarray(im), path)
+            if im.mode not in _8BIT_MODES:
+                return _channels_last(np.asarray(im), path)
+        errors.append(f"PIL: reads {im.format} with more than 8 bits per sample as 8-bit")
     except (OSError, ValueError, SyntaxError) as e:
         errors.append(f"PIL: {type(e).__name__}: {e}")
     if path.lower().endswith(_TIFF) and has_tifffile():

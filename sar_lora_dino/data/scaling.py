@@ -6,7 +6,14 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["SCALING_HELP", "Scaling", "parse_scaling", "scaling_bounds", "apply_scaling"]
+__all__ = [
+    "SCALING_HELP",
+    "Scaling",
+    "apply_scaling",
+    "describe_scaling",
+    "parse_scaling",
+    "scaling_bounds",
+]
 
 SCALING_HELP = (
     "'none' (values are used as they are and must lie in 0..255), 'minmax' (the image's minimum "
@@ -148,3 +155,38 @@ def apply_scaling(array, scaling, bounds=None, source="image"):
     out = (values - low) * (255.0 / span) if span > 0 else np.zeros_like(values)
     out[~np.isfinite(out)] = 0.0
     return np.clip(out, 0.0, 255.0).astype(np.float32)
+
+
+def describe_scaling(array, scaling, source="image"):
+    """
+    What ``scaling`` does to one image, for the dataset checker.
+
+    Args:
+        array (np.ndarray): the image as read (any real dtype).
+        scaling (str or Scaling): see :data:`SCALING_HELP`.
+        source (str): named in the text.
+
+    Returns:
+        tuple[str, str or None]: a one-line description, and a problem (None when the image
+        is usable with this scaling).
+    """
+    scaling = parse_scaling(scaling)
+    finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (math.nan, math.nan)
+    values = (
+        f"{array.dtype} {array.shape[2] if array.ndim == 3 else 1}-channel, values [{lo:g}, {hi:g}]"
+    )
+    try:
+        bounds = scaling_bounds(array, scaling, source)
+        scaled = apply_scaling(array, scaling, bounds, source)
+    except ValueError as e:
+        return f"{source}: {values}: unusable with scaling '{scaling}'", str(e)
+    if bounds is None:
+        return f"{source}: {values}, used as they are (scaling 'none')", None
+    clipped = float(np.mean((scaled <= 0) | (scaled >= 255)))
+    unit = " dB" if scaling.mode == "db" else ""
+    return (
+        f"{source}: {values} -> '{scaling}' maps [{bounds[0]:g}, {bounds[1]:g}]{unit} to 0..255, "
+        f"{clipped:.1%} of pixels at 0 or 255",
+        None,
+    )
