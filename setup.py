@@ -57,5 +57,9 @@ setup(
         "onnx": ONNX_EXTRA,
         # onnxruntime installs in seconds, so the ONNX parity test runs in CI too
         "dev": ["pytest", "ruff", *ONNX_EXTRA],
+        # big TIFFs read one window at a time (memory map); multi-channel 16-bit/float TIFFs
+        "tiff": ["tifffile"],
+        # GeoTIFF products: windowed reads, CRS and transform, GeoJSON output of tools/infer.py
+        "geo": ["rasterio", "tifffile"],
     },
 )

@@ -17,7 +17,6 @@ from sar_lora_dino.data.image_io import ImageReadError, read_image, read_raw
 from sar_lora_dino.data.scaling import apply_scaling, parse_scaling, scaling_bounds
 
 
-
 def _tifffile():
     return pytest.importorskip("tifffile")
 

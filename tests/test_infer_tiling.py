@@ -141,3 +141,29 @@ def test_scene_reader_windows_and_bounds(tmp_path, backend):
         low, high = reader.bounds("percentile(2,98)")
         assert (low, high) == pytest.approx(tuple(np.percentile(scene, [2, 98])))
         assert reader.bounds("db(-10,50)") == (-10, 50)
+
+
+def test_georeferenced_scene_gets_geojson_in_its_crs(tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    truth = _blob_scene(str(tmp_path / "plain.png"))
+    pixels = np.asarray(Image.open(tmp_path / "plain.png")).astype(np.uint16) * 100
+    path = str(tmp_path / "product.tif")
+    transform = from_origin(500000.0, 4600000.0, 10.0, 10.0)  # 10 m pixels, UTM 33N
+    profile = dict(driver="GTiff", width=380, height=260, count=1, dtype="uint16")
+    with rasterio.open(path, "w", crs="EPSG:32633", transform=transform, **profile) as ds:
+        ds.write(pixels, 1)
+    detector = _BrightBlobDetector()
+    detector.scaling = "minmax"
+    out = str(tmp_path / "out")
+    manifest = run_inference(detector, [path], out, tile=100, overlap=40, batch=4)
+    assert manifest["images"][0]["crs"] == "EPSG:32633"
+    with open(os.path.join(out, "product.geojson")) as f:
+        collection = json.load(f)
+    assert collection["crs"]["properties"]["name"] == "EPSG:32633"
+    assert len(collection["features"]) == len(truth)
+    ring = collection["features"][0]["geometry"]["coordinates"][0]
+    x0, y0, x1, y1 = collection["features"][0]["properties"]["bbox_pixels"]
+    assert ring[0] == [500000.0 + 10 * x0, 4600000.0 - 10 * y0]
+    assert ring[2] == [500000.0 + 10 * x1, 4600000.0 - 10 * y1]

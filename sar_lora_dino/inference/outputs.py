@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 from sar_lora_dino.utils.io import atomic_write
 
@@ -59,8 +60,10 @@ def geo_reference(path):
     import rasterio
 
     try:
-        with rasterio.open(path) as ds:
-            return (ds.crs, ds.transform) if ds.crs is not None else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                return (ds.crs, ds.transform) if ds.crs is not None else None
     except Exception:  # unreadable by GDAL: the reader reports the file; no geography then
         return None
 
@@ -80,7 +83,9 @@ def write_geojson(path, geo, boxes, scores, classes, class_names):
     features = []
     for box, score, c in zip(boxes.tolist(), scores.tolist(), classes.tolist()):
         x0, y0, x1, y1 = box
-        ring = [transform * (x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))]
+        corners = ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))
+        t = transform  # pixel (column, row) -> map (x, y), an affine map
+        ring = [(t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f) for x, y in corners]
         features.append(
             {
                 "type": "Feature",

@@ -2,6 +2,7 @@
 
 import importlib.util
 import math
+import warnings
 
 import numpy as np
 
@@ -121,7 +122,9 @@ class SceneReader:
         self._env = rasterio.Env(GDAL_CACHEMAX=64)  # MB: keep the block cache small
         self._env.__enter__()
         try:
-            self._dataset = ds = rasterio.open(self.path)
+            with warnings.catch_warnings():  # a plain TIFF is fine: it just has no CRS
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                self._dataset = ds = rasterio.open(self.path)
         except Exception as e:
             self._env.__exit__(None, None, None)
             raise ImageReadError(f"{self.path}: rasterio cannot open it: {e}") from e
