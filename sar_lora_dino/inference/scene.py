@@ -12,7 +12,7 @@ from sar_lora_dino.data.scaling import parse_scaling, scaling_bounds
 __all__ = ["SceneReader", "tile_windows", "has_rasterio"]
 
 _TIFF = (".tif", ".tiff")
-_ROWS_PER_BLOCK = 512
+_PIXELS_PER_BLOCK = 1 << 21  # full-resolution pixels read at once for statistics and overviews
 
 
 def has_rasterio():
@@ -184,7 +184,7 @@ class SceneReader:
         """
         step = max(1, math.ceil(max(self.width, self.height) / max_side))
         rows = []
-        block = _ROWS_PER_BLOCK * step
+        block = max(step, _PIXELS_PER_BLOCK // self.width // step * step)
         for y in range(0, self.height, block):
             rows.append(self.read(0, y, self.width, min(block, self.height - y), step))
         return np.concatenate(rows, axis=0), step
@@ -208,10 +208,12 @@ class SceneReader:
         shift = -int(np.iinfo(self.dtype).min) if exact else 0
         hist = np.zeros(1 << (8 * self.dtype.itemsize), np.int64) if exact else None
         lo, hi, samples = math.inf, -math.inf, []
-        for y in range(0, self.height, _ROWS_PER_BLOCK):
-            block = self.read(0, y, self.width, min(_ROWS_PER_BLOCK, self.height - y))
+        rows = max(1, _PIXELS_PER_BLOCK // self.width)
+        for y in range(0, self.height, rows):
+            block = self.read(0, y, self.width, min(rows, self.height - y))
             if exact:
-                hist += np.bincount((block.astype(np.int64) + shift).ravel(), minlength=hist.size)
+                values = block.ravel() if shift == 0 else block.astype(np.int32).ravel() + shift
+                hist += np.bincount(values, minlength=hist.size)
                 continue
             finite = block[np.isfinite(block)] if block.dtype.kind == "f" else block.ravel()
             if finite.size:
