@@ -7,7 +7,7 @@ import sys
 import time
 
 from sar_lora_dino.data import make_synthetic_sardet, register_sardet100k
-from sar_lora_dino.data.visualize import draw_contact_sheet
+from sar_lora_dino.reporting.painter import draw_contact_sheet
 
 
 def main(argv=None):

@@ -13,6 +13,7 @@ from sar_lora_dino.data.check import (
     write_subset,
 )
 from sar_lora_dino.data.sardet import get_sardet100k_root
+from sar_lora_dino.data.scaling import SCALING_HELP
 
 
 def main(argv=None):
@@ -35,6 +36,12 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", help="also write the full report to this JSON file")
     parser.add_argument(
+        "--scaling",
+        default="none",
+        help="the dataloader.scaling training will use; 16-bit/float images are reported with "
+        f"what it does to them. {SCALING_HELP}",
+    )
+    parser.add_argument(
         "--subset",
         type=int,
         metavar="N",
@@ -54,7 +61,12 @@ def main(argv=None):
 
     expected = None if args.no_expected_counts else PUBLISHED_COUNTS
     report = check_sardet_root(
-        args.root, args.splits, expected=expected, full_decode=not args.quick, workers=args.workers
+        args.root,
+        args.splits,
+        expected=expected,
+        full_decode=not args.quick,
+        workers=args.workers,
+        scaling=args.scaling,
     )
     print(format_report(report))
     if args.json:

@@ -10,7 +10,7 @@ from PIL import Image
 
 import sar_lora_dino.data.synthetic as synthetic
 from sar_lora_dino.data import make_synthetic_sardet, register_sardet100k
-from sar_lora_dino.data.visualize import draw_contact_sheet
+from sar_lora_dino.reporting.painter import draw_contact_sheet
 
 
 def _digest(root):

@@ -110,3 +110,6 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     with open(path, "rb") as f:
         assert f.read() == b"old"
     assert os.listdir(tmp_path) == ["model.pth"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # as open() would make it

@@ -10,6 +10,7 @@ from sar_lora_dino.modeling import (
     LoRALinear,
     inject_lora,
     merge_lora,
+    merged_state_dict,
     unmerge_lora,
 )
 from sar_lora_dino.modeling.convnext import _LeanConv2d
@@ -41,6 +42,7 @@ def test_keeps_base_names_and_freezes_base():
 
 def test_merge_unmerge_roundtrip():
     _, lora = _layer()
+    lora.eval()  # a merged layer runs in eval mode only
     nn.init.normal_(lora.lora_B)
     original = lora.weight.detach().clone()
     x = torch.randn(3, 12)
@@ -61,7 +63,7 @@ def test_merge_unmerge_roundtrip():
 
 
 def test_merge_helpers_visit_every_layer(tiny_backbone):
-    backbone = tiny_backbone(finetune="lora")
+    backbone = tiny_backbone(finetune="lora").eval()
     for m in backbone.modules():
         if isinstance(m, LoRALinear):
             nn.init.normal_(m.lora_B, std=0.1)
@@ -72,6 +74,52 @@ def test_merge_helpers_visit_every_layer(tiny_backbone):
         merged = backbone(x)["res5"]
         assert unmerge_lora(backbone) == 10
     torch.testing.assert_close(merged, before, rtol=1e-4, atol=1e-5)
+
+
+def test_merged_layer_refuses_to_train():
+    _, lora = _layer()
+    lora.merge()
+    x = torch.randn(3, 12)
+    with pytest.raises(RuntimeError, match=r"merged.*inference only.*eval\(\).*unmerge"):
+        lora.train()(x)
+    lora.eval()(x)
+    lora.unmerge()
+    lora.train()(x).sum().backward()
+    assert lora.lora_A.grad is not None
+
+
+def test_state_dict_of_merged_layer_holds_unmerged_weight():
+    base, lora = _layer()
+    nn.init.normal_(lora.lora_B)
+    original = lora.weight.detach().clone()
+    before = {k: v.clone() for k, v in lora.state_dict().items()}
+    lora.merge()
+    saved = lora.state_dict()
+    assert set(saved) == {"weight", "bias", "lora_A", "lora_B"}
+    torch.testing.assert_close(saved["weight"], original, rtol=0, atol=1e-6)
+    assert not torch.allclose(lora.weight, original)  # the layer itself stays merged
+    # Loading into a merged layer unmerges it first, so the update is never applied twice.
+    fresh = LoRALinear.from_linear(nn.Linear(12, 20), r=4, alpha=8)
+    fresh.merge()
+    fresh.load_state_dict(before)
+    assert not fresh.merged
+    x = torch.randn(3, 12)
+    torch.testing.assert_close(fresh.eval()(x), lora.eval()(x), rtol=1e-4, atol=1e-5)
+
+
+def test_merged_state_dict_loads_into_plain_model(tiny_backbone):
+    lora = tiny_backbone(finetune="lora").eval()
+    for m in lora.modules():
+        if isinstance(m, LoRALinear):
+            nn.init.normal_(m.lora_B, std=0.1)
+    plain = tiny_backbone(finetune="frozen").eval()
+    state = merged_state_dict(lora)
+    assert not [k for k in state if "lora_" in k]
+    plain.load_state_dict(state, strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x)["res5"], lora(x)["res5"], rtol=1e-4, atol=1e-5)
+        assert not any(isinstance(m, LoRALinear) and m.merged for m in lora.modules())
 
 
 @pytest.mark.parametrize("r", [0, -1, 2.0])

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The main job end to end on a CPU in minutes: synthetic SARDet-format data, training of the
-# LoRA r16 fc1+fc2 config (smaller images and schedule, set below), COCO evaluation on the
-# synthetic val split, and pictures (loss/AP curves, predictions on val images).
+# LoRA r16 fc1+fc2 config, or of DEMO_CONFIG (e.g. a projects/ config; smaller images and schedule,
+# set below), COCO evaluation on the synthetic val split, and pictures (loss/AP curves,
+# predictions on val images).
 #
 # Without DINOV3_WEIGHTS the backbone is randomly initialised. Set DINOV3_WEIGHTS=/path/to/
 # dinov3_convnext_small_*.pth (any released layout) to start from the real weights.
-# Every knob is an environment variable: DEMO_OUT, DEMO_ITERS, DEMO_SIZE, DEMO_BATCH,
+# Every knob is an environment variable: DEMO_CONFIG, DEMO_OUT, DEMO_ITERS, DEMO_SIZE, DEMO_BATCH,
 # DEMO_NUM_TRAIN, DEMO_NUM_VAL, DEMO_EVAL_PERIOD, DEMO_LR, DEMO_CLIP, DEMO_GPUS; arguments are passed to
 # the training command as further key=value overrides.
 set -euo pipefail
@@ -27,7 +28,8 @@ LR="${DEMO_LR:-4e-4}"
 CLIP="${DEMO_CLIP:-1.0}"
 GPUS="${DEMO_GPUS:-1}"
 WEIGHTS="${DINOV3_WEIGHTS:-}"
-CONFIG=configs/sar_lora_dino/retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k.py
+CONFIG="${DEMO_CONFIG:-configs/sar_lora_dino/retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k.py}"
+[ -f "$CONFIG" ] || { echo "DEMO_CONFIG=$CONFIG: no such config file" >&2; exit 1; }
 DATA="$OUT/data"
 RUN="$OUT/run"
 START=$(date +%s)
@@ -41,12 +43,12 @@ export SARDET100K_ROOT="$DATA"
 
 if [ -n "$WEIGHTS" ]; then
     [ -f "$WEIGHTS" ] || { echo "DINOV3_WEIGHTS=$WEIGHTS: no such file" >&2; exit 1; }
-    echo "Backbone: DINOv3 ConvNeXt-S weights from $WEIGHTS (frozen, LoRA r16 on fc1+fc2)."
+    echo "Backbone: DINOv3 ConvNeXt-S weights from $WEIGHTS (training mode as in $CONFIG)."
 else
     cat <<'MSG'
 Backbone: RANDOMLY INITIALISED ConvNeXt-S (no DINOv3 weights here; set DINOV3_WEIGHTS to use
 them). Its layer-scale gamma starts at 1e-6, so every block's residual branch, LoRA included, is
-almost zero: this run learns through the FPN and RetinaNet head on the features of the stem and
+almost zero: this run learns through the FPN and detector heads on the features of the stem and
 downsampling layers. It shows the pipeline working, not the paper's numbers.
 MSG
 fi

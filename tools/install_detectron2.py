@@ -13,6 +13,9 @@ Fixes (nothing else is changed):
 2. ``Image.LINEAR`` (removed in Pillow 10) -> ``Image.BILINEAR`` (it was an alias).
 3. ``np.int`` / ``np.float`` / ``np.bool`` (removed in numpy 1.24) -> builtins.
 4. ``pkg_resources`` (gone with setuptools >= 81) -> a path next to ``model_zoo.py``.
+5. ``detectron2.export`` imports its caffe2 API (``from caffe2.proto import ...``) at import
+   time -> only when caffe2 is importable, as upstream did in 2022; ``TracingAdapter`` (ONNX
+   export) needs no caffe2.
 The sdist's ``setup.py`` is told to build no extension (``ext_modules=[]``) and to ship the
 model zoo's config files (its glob for them runs from a folder the sdist does not have).
 
@@ -89,6 +92,23 @@ def _fix_model_zoo(text):
     new_call = 'os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", config_path)'
     n = text.count(old_import) + text.count(old_call)
     return text.replace(old_import, "").replace(old_call, new_call), (n if n == 2 else 0)
+
+
+_EXPORT_API_IMPORT = "from .api import *\n"
+_EXPORT_API_OPTIONAL = (
+    "try:\n"
+    "    from caffe2.proto import caffe2_pb2 as _caffe2_pb2  # noqa: F401  (caffe2 is optional)\n"
+    "except ImportError:\n"
+    "    pass\n"
+    "else:\n"
+    "    from .api import *\n"
+)
+
+
+@_fix("detectron2/export/__init__.py", "caffe2 export API only when caffe2 is importable")
+def _fix_export_init(text):
+    n = text.count(_EXPORT_API_IMPORT)
+    return text.replace(_EXPORT_API_IMPORT, _EXPORT_API_OPTIONAL, 1), (n if n == 1 else 0)
 
 
 @_fix("setup.py", "build no C++ extension (the sdist has no C++ sources)")
@@ -170,7 +190,8 @@ def main():
         [
             sys.executable,
             "-c",
-            "import detectron2.engine, detectron2.evaluation; from detectron2 import model_zoo; "
+            "import detectron2.engine, detectron2.evaluation, detectron2.export; "
+            "from detectron2 import model_zoo; "
             "model_zoo.get_config('common/models/retinanet.py')",
         ]
     )

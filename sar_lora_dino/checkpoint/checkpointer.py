@@ -10,6 +10,7 @@ from torch import nn
 
 from ..modeling.convnext import ConvNeXtBackbone
 from ..modeling.lora import lora_state_dict_keys
+from .adapter import is_adapter_file, load_adapter
 from .dinov3 import (
     convert_dinov3_state_dict,
     detect_dinov3_layout,
@@ -31,10 +32,12 @@ ACCEPTED_FORMATS = (
     "(2) a DINOv3 ConvNeXt backbone file in the official, timm or Hugging Face layout "
     "(.pth/.pt/.bin/.safetensors); "
     "(3) an MMDetection checkpoint of the original work (needs " + MMDET_CONVERTER + "); "
-    "(4) a detectron2/Caffe2 model-zoo .pkl"
+    "(4) a detectron2/Caffe2 model-zoo .pkl; "
+    "(5) an adapter .safetensors of tools/export_model.py (with its base weights)"
 )
 
 _DINOV3_SOURCE = "__dinov3_source__"
+_ADAPTER_SOURCE = "__adapter_source__"
 
 
 def _few(keys, n: int = 5) -> str:
@@ -133,14 +136,28 @@ class SARCheckpointer(DetectionCheckpointer):
     * detectron2 checkpoints load exactly as in DetectionCheckpointer;
     * DINOv3 backbone files are remapped to ``<backbone prefix><timm key>`` and must match the
       backbone exactly (only the LoRA adapters, FPN and head may be absent);
-    * MMDetection checkpoints go through ``sar_lora_dino.checkpoint.mmdet`` when it exists.
+    * MMDetection checkpoints go through ``sar_lora_dino.checkpoint.mmdet`` when it exists;
+    * adapter files (:mod:`sar_lora_dino.checkpoint.adapter`) load their base weights first,
+      ``base_checkpoint`` or else the base file recorded in the adapter, checked by fingerprint.
 
     Every torch file is read with ``weights_only=True``.
     """
 
+    def __init__(self, model, save_dir="", *, base_checkpoint=None, **kwargs):
+        """
+        Args:
+            model, save_dir, kwargs: as for DetectionCheckpointer.
+            base_checkpoint (str or None): base weights of an adapter file given to
+                :meth:`load` (usually ``train.init_checkpoint``); unused for other formats.
+        """
+        super().__init__(model, save_dir, **kwargs)
+        self.base_checkpoint = base_checkpoint
+
     def _load_file(self, filename: str) -> Dict[str, Any]:
         if filename.endswith(".pkl"):
             return super()._load_file(filename)
+        if is_adapter_file(filename):
+            return {_ADAPTER_SOURCE: filename}
         obj = read_checkpoint_file(filename)
         model_keys = set(self.model.state_dict().keys())
         if isinstance(obj, Mapping) and self._matches(obj.get("model"), model_keys):
@@ -180,6 +197,10 @@ class SARCheckpointer(DetectionCheckpointer):
         return bool(keys & model_keys)
 
     def _load_model(self, checkpoint: Dict[str, Any]):
+        adapter = checkpoint.pop(_ADAPTER_SOURCE, None)
+        if adapter is not None:
+            load_adapter(self.model, adapter, self.base_checkpoint)
+            return None  # load_adapter checked every key; there is nothing to report
         source = checkpoint.pop(_DINOV3_SOURCE, None)
         if source is None:
             return super()._load_model(checkpoint)

@@ -12,7 +12,9 @@ from tqdm import tqdm
 
 from sar_lora_dino.utils.io import atomic_dir
 
+from .image_io import _stored_8bit, read_raw
 from .sardet import SARDET100K_CATEGORIES
+from .scaling import describe_scaling, parse_scaling
 
 __all__ = ["PUBLISHED_COUNTS", "check_sardet_root", "format_report", "write_subset"]
 
@@ -22,25 +24,54 @@ _CLASSES = [c["name"] for c in SARDET100K_CATEGORIES]
 
 
 def _inspect_image(args):
-    """Return (status, size, mode) of one image: status is "ok", "missing", "empty" or an error."""
-    path, full = args
+    """
+    Return (status, size, mode, values) of one image: status is "ok", "missing", "empty" or an
+    error; values is None for 8-bit images, else a dict describing what ``scaling`` does.
+    """
+    path, full, scaling = args
     if not os.path.isfile(path):
-        return "missing", None, None
+        return "missing", None, None, None
     if os.path.getsize(path) == 0:
-        return "empty", None, None
+        return "empty", None, None, None
+    size = mode = eight = None
     try:
         with Image.open(path) as im:
-            size, mode = im.size, im.mode
+            size, mode, eight = im.size, im.mode, _stored_8bit(im, path)
             if full:
                 im.load()  # decodes every pixel: finds truncated files
             else:
                 im.verify()
-        return "ok", size, mode
+        if eight:
+            return "ok", size, mode, None
     except Exception as e:  # any decoder error makes the file unusable; reported, not raised
-        return f"unreadable ({type(e).__name__}: {e})", None, None
+        if eight or not full:
+            return f"unreadable ({type(e).__name__}: {e})", None, None, None
+    if not full:
+        return (
+            "ok",
+            size,
+            mode,
+            {
+                "dtype": f"mode {mode}",
+                "text": f"{path}: mode {mode} (not decoded with --quick)",
+                "problem": None,
+            },
+        )
+    try:
+        raw = read_raw(path)  # beyond 8 bits, or a TIFF only tifffile/OpenCV reads
+    except Exception as e:
+        return f"unreadable ({type(e).__name__}: {e})", None, None, None
+    text, problem = describe_scaling(raw, scaling, path)
+    size = (raw.shape[1], raw.shape[0])
+    return (
+        "ok",
+        size,
+        mode or str(raw.dtype),
+        {"dtype": str(raw.dtype), "text": text, "problem": problem},
+    )
 
 
-def _check_split(root, split, full_decode, workers, progress):
+def _check_split(root, split, full_decode, workers, progress, scaling):
     json_file = os.path.join(root, "Annotations", f"{split}.json")
     image_root = os.path.join(root, "JPEGImages", split)
     result = {"split": split, "json_file": json_file, "problems": []}
@@ -86,7 +117,7 @@ def _check_split(root, split, full_decode, workers, progress):
         result["problems"].append(f"{image_root}: missing image folder")
         return result
 
-    jobs = [(os.path.join(image_root, img["file_name"]), full_decode) for img in images]
+    jobs = [(os.path.join(image_root, img["file_name"]), full_decode, scaling) for img in images]
     bar_kwargs = dict(total=len(jobs), desc=f"{split}: reading images", disable=not progress)
     if workers > 1:
         with Pool(workers) as pool:
@@ -95,13 +126,21 @@ def _check_split(root, split, full_decode, workers, progress):
         statuses = [_inspect_image(j) for j in tqdm(jobs, **bar_kwargs)]
     size_hist, modes, formats = collections.Counter(), collections.Counter(), collections.Counter()
     bad = collections.defaultdict(list)
-    for img, (path, _), (status, size, mode) in zip(images, jobs, statuses):
+    deep, deep_dtypes, deep_examples = 0, collections.Counter(), []
+    for img, (path, _, _), (status, size, mode, values) in zip(images, jobs, statuses):
         formats[os.path.splitext(path)[1].lower()] += 1
         if status != "ok":
             bad[status.split(" ")[0]].append(f"{path}: {status}")
             continue
         size_hist[f"{size[0]}x{size[1]}"] += 1
         modes[mode] += 1
+        if values is not None:
+            deep += 1
+            deep_dtypes[values["dtype"]] += 1
+            if len(deep_examples) < 3:
+                deep_examples.append(values["text"])
+            if values["problem"]:
+                bad["not usable with this scaling"].append(values["problem"])
         if tuple(size) != (img["width"], img["height"]):
             bad["size mismatch"].append(
                 f"{path}: {size[0]}x{size[1]} on disk, {img['width']}x{img['height']} in JSON"
@@ -111,6 +150,12 @@ def _check_split(root, split, full_decode, workers, progress):
         modes=dict(modes),
         formats=dict(formats),
         bad_images={k: v for k, v in bad.items()},
+        beyond_8bit={
+            "images": deep,
+            "dtypes": dict(deep_dtypes),
+            "scaling": scaling,
+            "examples": deep_examples,
+        },
     )
     for kind, items in bad.items():
         result["problems"].append(f"{len(items)} {kind} image(s), e.g. {items[0]}")
@@ -124,6 +169,7 @@ def check_sardet_root(
     full_decode=True,
     workers=1,
     progress=True,
+    scaling="none",
 ):
     """
     Check a root in the SARDet-100K layout: JSON files, image files, counts.
@@ -136,17 +182,21 @@ def check_sardet_root(
         full_decode (bool): decode every image (finds truncated files); False only reads headers.
         workers (int): processes reading images.
         progress (bool): show a progress bar.
+        scaling (str): the ``dataloader.scaling`` training will use; images beyond 8 bits
+            (16-bit, float) are reported with what it does to them, and as problems when it
+            cannot use them.
 
     Returns:
         dict: ``{"root", "splits": {split: report}, "problems": [str]}``; no problems means the
         copy is usable.
     """
-    report = {"root": root, "splits": {}, "problems": []}
+    scaling = str(parse_scaling(scaling))
+    report = {"root": root, "splits": {}, "problems": [], "scaling": scaling}
     if not os.path.isdir(root):
         report["problems"].append(f"{root}: dataset root not found (set SARDET100K_ROOT)")
         return report
     for split in splits:
-        r = _check_split(root, split, full_decode, workers, progress)
+        r = _check_split(root, split, full_decode, workers, progress, scaling)
         if expected is not None and split in expected and "images" in r:
             want = expected[split]
             if (r["images"], r["boxes"]) != tuple(want):
@@ -188,6 +238,13 @@ def format_report(report):
             more = f" (+{len(top) - 10} other sizes)" if len(top) > 10 else ""
             lines.append(f"  image sizes: {shown}{more}")
             lines.append(f"  formats: {r['formats']}; modes: {r['modes']}")
+        deep = r.get("beyond_8bit", {})
+        if deep.get("images"):
+            lines.append(
+                f"  {deep['images']} image(s) beyond 8 bits (16-bit/float: {deep['dtypes']}), "
+                f"read with their values and scaled by dataloader.scaling '{deep['scaling']}':"
+            )
+            lines += [f"    {e}" for e in deep["examples"]]
     if report["problems"]:
         lines.append(f"PROBLEMS ({len(report['problems'])}):")
         lines += [f"  - {p}" for p in report["problems"]]

@@ -1,19 +1,64 @@
-"""DatasetMapper whose failures on a bad image name the file and its split."""
+"""DatasetMapper that reads SAR values through the project's one reader and names bad files."""
 
+import copy
 import os
 
+import numpy as np
+import torch
 from detectron2.data import DatasetMapper
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+
+from .image_io import read_image
+from .scaling import parse_scaling
 
 __all__ = ["SARDatasetMapper"]
 
 
 class SARDatasetMapper(DatasetMapper):
     """
-    detectron2's :class:`DatasetMapper`, except that an image which cannot be decoded, or whose
-    size disagrees with the annotation file, raises an error naming the file and its split
-    (the ``JPEGImages/<split>/`` folder it lies in) instead of a bare PIL trace mid-epoch.
-    Missing files are caught earlier, when the dataset is registered and first loaded.
+    detectron2's :class:`DatasetMapper` for detection, with two changes:
+
+    * images are read by :func:`sar_lora_dino.data.image_io.read_image`: 8-bit files exactly as
+      detectron2 reads them, 16-bit/float files with their values kept and mapped to 0..255 by
+      ``scaling`` (``dataloader.scaling`` in the configs), never clipped silently;
+    * an image which cannot be decoded, or whose size disagrees with the annotation file,
+      raises an error naming the file and its split (the ``JPEGImages/<split>/`` folder it lies
+      in) instead of a bare PIL trace mid-epoch.
+
+    Semantic-segmentation inputs are not supported (this is a detection mapper).
     """
+
+    def __init__(self, is_train, *, scaling="none", **kwargs):
+        """
+        Args:
+            is_train (bool): as in :class:`DatasetMapper`.
+            scaling (str): how 16-bit/float images map to 0..255; see
+                :data:`sar_lora_dino.data.scaling.SCALING_HELP`.
+            kwargs: the other arguments of :class:`DatasetMapper`.
+        """
+        super().__init__(is_train, **kwargs)
+        self.scaling = str(parse_scaling(scaling))
+
+    def _map(self, dataset_dict):
+        dataset_dict = copy.deepcopy(dataset_dict)
+        image = read_image(dataset_dict["file_name"], self.image_format, self.scaling)
+        utils.check_image_size(dataset_dict, image)
+        aug_input = T.AugInput(image)
+        transforms = self.augmentations(aug_input)
+        image = aug_input.image
+        image_shape = image.shape[:2]
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if self.proposal_topk is not None:
+            utils.transform_proposals(
+                dataset_dict, image_shape, transforms, proposal_topk=self.proposal_topk
+            )
+        if not self.is_train:
+            dataset_dict.pop("annotations", None)
+            return dataset_dict
+        if "annotations" in dataset_dict:
+            self._transform_annotations(dataset_dict, transforms, image_shape)
+        return dataset_dict
 
     def __call__(self, dataset_dict):
         """
@@ -24,7 +69,7 @@ class SARDatasetMapper(DatasetMapper):
             dict: what :class:`DatasetMapper` returns.
         """
         try:
-            return super().__call__(dataset_dict)
+            return self._map(dataset_dict)
         except (OSError, ValueError, SyntaxError) as e:  # PIL raises OSError subclasses
             path = dataset_dict.get("file_name", "<no file_name>")
             split = os.path.basename(os.path.dirname(path))

@@ -12,7 +12,7 @@ from sar_lora_dino.utils.io import atomic_dir
 
 from .sardet import SARDET100K_CATEGORIES
 
-__all__ = ["make_synthetic_sardet", "render_sar_image"]
+__all__ = ["make_synthetic_sardet", "render_sar_image", "render_sar_scene"]
 
 _CLASSES = [c["name"] for c in SARDET100K_CATEGORIES]
 # Sampling weights of the six classes (ships dominate, as in SARDet-100K).
@@ -201,23 +201,9 @@ def _background(rng, size):
     return np.where(land, land_level * (0.5 + texture), sea_level).astype(np.float32)
 
 
-def render_sar_image(rng, size, num_objects, looks=4.0):
-    """
-    Render one single-channel SAR-like image with targets.
-
-    Args:
-        rng (np.random.Generator): source of randomness.
-        size (int): image side in pixels; target sizes scale with ``size / 256``.
-        num_objects (int): how many targets to try to place (fewer if they do not fit).
-        looks (float): number of looks of the multiplicative gamma speckle (shape ``looks``,
-            mean 1); lower is noisier.
-
-    Returns:
-        tuple(np.ndarray, list[tuple[int, list[float]]]): a uint8 HxW image and
-        (category id, [x, y, w, h]) per target.
-    """
-    k = size / 256.0
-    canvas = _background(rng, size)
+def _place_targets(canvas, rng, k, num_objects):
+    """Draw up to ``num_objects`` non-overlapping targets of size factor ``k`` on ``canvas``."""
+    size = canvas.shape[0]
     objects, taken = [], []
     for _ in range(num_objects):
         cls = int(rng.choice(len(_DRAW), p=_CLASS_WEIGHTS))
@@ -244,9 +230,59 @@ def render_sar_image(rng, size, num_objects, looks=4.0):
                 ],
             )
         )
+    return objects
+
+
+def render_sar_image(rng, size, num_objects, looks=4.0):
+    """
+    Render one single-channel SAR-like image with targets.
+
+    Args:
+        rng (np.random.Generator): source of randomness.
+        size (int): image side in pixels; target sizes scale with ``size / 256``.
+        num_objects (int): how many targets to try to place (fewer if they do not fit).
+        looks (float): number of looks of the multiplicative gamma speckle (shape ``looks``,
+            mean 1); lower is noisier.
+
+    Returns:
+        tuple(np.ndarray, list[tuple[int, list[float]]]): a uint8 HxW image and
+        (category id, [x, y, w, h]) per target.
+    """
+    k = size / 256.0
+    canvas = _background(rng, size)
+    objects = _place_targets(canvas, rng, k, num_objects)
     speckle = rng.gamma(looks, 1.0 / looks, canvas.shape).astype(np.float32)
     amplitude = np.sqrt(np.clip(canvas, 0, None) * speckle)
     return np.clip(amplitude * 255.0, 0, 255).astype(np.uint8), objects
+
+
+def render_sar_scene(rng, size, num_objects, target_scale=800 / 256, looks=4.0):
+    """
+    Render a large single-channel 16-bit SAR scene with the targets of
+    :func:`render_sar_image`, drawn as in a ``256 * target_scale`` px image (so a window of that
+    size, resized to a model's input, shows them as the training images do).
+
+    Args:
+        rng (np.random.Generator): source of randomness.
+        size (int): scene side in pixels.
+        num_objects (int): targets to try to place (fewer if they do not fit).
+        target_scale (float): target size factor relative to a 256 px image.
+        looks (float): speckle looks.
+
+    Returns:
+        tuple(np.ndarray, list[tuple[int, list[float]]]): a uint16 HxW amplitude image (the
+        8-bit images' amplitude scale, 0..1, stretched to 0..65535) and (category id,
+        [x, y, w, h]) per target.
+    """
+    coarse = _background(rng, max(32, round(size / target_scale)))
+    canvas = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+    del coarse
+    objects = _place_targets(canvas, rng, target_scale, num_objects)
+    for y in range(0, size, 1024):  # speckle in row blocks, to bound the memory
+        block = canvas[y : y + 1024]
+        speckle = rng.gamma(looks, 1.0 / looks, block.shape).astype(np.float32)
+        block[:] = np.sqrt(np.clip(block, 0, None) * speckle)
+    return np.round(np.clip(canvas, 0, 1) * 65535).astype(np.uint16), objects
 
 
 def _write_split(

@@ -7,7 +7,7 @@ import shutil
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from sar_lora_dino.checkpoint.checkpointer import _DINOV3_SOURCE, SARCheckpointer
+from sar_lora_dino.checkpoint.checkpointer import _ADAPTER_SOURCE, _DINOV3_SOURCE, SARCheckpointer
 from sar_lora_dino.checkpoint.fingerprint import RANDOM_INIT, file_fingerprint, same_weights
 from sar_lora_dino.utils.io import TEMP_PREFIX, atomic_write
 
@@ -108,6 +108,7 @@ class TrainingCheckpointer(SARCheckpointer):
         trainable_only=False,
         base_candidates=(),
         strict=False,
+        base_checkpoint=None,
         **checkpointables,
     ):
         """
@@ -119,9 +120,11 @@ class TrainingCheckpointer(SARCheckpointer):
                 trainable-only checkpoint (e.g. ``train.init_checkpoint``); the first whose
                 content matches the recorded fingerprint is used.
             strict (bool): fail on any mismatch between file and model.
+            base_checkpoint (str or None): base weights of an exported adapter file (see
+                :class:`SARCheckpointer`).
             checkpointables: as in detectron2's checkpointer (e.g. ``trainer=``).
         """
-        super().__init__(model, save_dir, **checkpointables)
+        super().__init__(model, save_dir, base_checkpoint=base_checkpoint, **checkpointables)
         self.trainable_only = bool(trainable_only)
         self.base_candidates = [c for c in base_candidates if c]
         self.strict = bool(strict)
@@ -214,7 +217,7 @@ class TrainingCheckpointer(SARCheckpointer):
         info = checkpoint.pop("trainable_only", None)
         if info is not None:
             self._load_base(info, source)
-        if self.strict:
+        if self.strict and _ADAPTER_SOURCE not in checkpoint:  # adapters check their own keys
             if _DINOV3_SOURCE in checkpoint:
                 raise CheckpointMismatchError(
                     f"{source} is a backbone-only DINOv3 file; evaluation and --resume need a "

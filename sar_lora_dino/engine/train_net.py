@@ -45,7 +45,7 @@ def build_argument_parser():
         ``--resume``, ``--num-gpus``, ``--num-machines``, ``--machine-rank``, ``--dist-url`` and
         trailing ``key=value`` overrides).
     """
-    return default_argument_parser(
+    parser = default_argument_parser(
         epilog="""
 Examples:
   Train (CPU processes with gloo when there is no GPU):
@@ -55,8 +55,19 @@ Examples:
   Evaluate a checkpoint on the test split:
     tools/lazyconfig_train_net.py --config-file CONFIG.py --eval-only \\
         train.init_checkpoint=DIR/model_best.pth dataloader.test.dataset.names=sardet100k_test
+  Evaluate an adapter (tools/export_model.py --adapter) over its base weights:
+    tools/lazyconfig_train_net.py --config-file CONFIG.py --eval-only \
+        --weights adapter.safetensors train.init_checkpoint=BASE.pth
 """
     )
+    parser.add_argument(
+        "--weights",
+        default="",
+        metavar="FILE",
+        help="with --eval-only: the weights to evaluate (e.g. an adapter); "
+        "train.init_checkpoint is then the base they load over",
+    )
+    return parser
 
 
 def load_config(config_file, overrides=()):
@@ -394,8 +405,9 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
 
 def do_eval(cfg, args=None):
     """
-    Load ``train.init_checkpoint`` strictly (every tensor of the model must come from the file,
-    with its shape) and evaluate every dataset of ``dataloader.test``.
+    Load ``train.init_checkpoint`` (any format the project's checkpointer reads), or
+    ``args.weights`` over it as the base (an adapter), strictly: every tensor of the model must
+    come from the file(s), with its shape. Then evaluate every dataset of ``dataloader.test``.
 
     Args:
         cfg (DictConfig): the config (after :func:`setup`).
@@ -404,16 +416,27 @@ def do_eval(cfg, args=None):
     Returns:
         dict: evaluation results (rank 0).
     """
-    checkpoint = cfg.train.get("init_checkpoint")
+    weights = getattr(args, "weights", "") or ""
+    checkpoint = weights or cfg.train.get("init_checkpoint")
     if not checkpoint:
-        raise ValueError("--eval-only needs the weights to evaluate: train.init_checkpoint=PATH")
+        raise ValueError(
+            "--eval-only needs the weights to evaluate: --weights FILE or "
+            "train.init_checkpoint=PATH"
+        )
     if not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f"train.init_checkpoint={checkpoint!r}: no such file.")
+        what = "--weights" if weights else "train.init_checkpoint"
+        raise FileNotFoundError(f"{what}={checkpoint!r}: no such file.")
     check_eval_datasets(cfg)
     model = instantiate(cfg.model)
     model.to(cfg.train.device)
+    base = cfg.train.get("init_checkpoint") if weights else None
     env = cfg.train.get("weights_env") or "DINOV3_WEIGHTS"
-    loader = TrainingCheckpointer(model, strict=True, base_candidates=[os.environ.get(env, "")])
+    loader = TrainingCheckpointer(
+        model,
+        strict=True,
+        base_checkpoint=base,
+        base_candidates=[base or os.environ.get(env, "")],
+    )
     extra = loader.load(checkpoint, checkpointables=[]) or {}
     info = _run_info(
         cfg,

@@ -1,13 +1,20 @@
 """Low-rank adapters (LoRA) for frozen nn.Linear layers, with injection and merge helpers."""
 
 import math
-from typing import Iterable, List, Sequence, Set
+from typing import Dict, Iterable, List, Sequence, Set
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LoRALinear", "inject_lora", "merge_lora", "unmerge_lora", "lora_state_dict_keys"]
+__all__ = [
+    "LoRALinear",
+    "inject_lora",
+    "merge_lora",
+    "unmerge_lora",
+    "lora_state_dict_keys",
+    "merged_state_dict",
+]
 
 # timm ConvNeXt variants whose blocks use 1x1 Conv2d MLPs (`conv_mlp=True`).
 CONV_MLP_VARIANTS = (
@@ -30,8 +37,11 @@ class LoRALinear(nn.Linear):
     hidden product.
 
     Merging folds ``B A`` into ``weight``; it happens only through :meth:`merge` and is undone by
-    :meth:`unmerge`, never implicitly in ``train()``/``eval()``. Note that the state dict of a
-    merged layer holds the merged weight: unmerge before saving a checkpoint.
+    :meth:`unmerge`, never implicitly in ``train()``/``eval()``. A merged layer is for inference
+    only (as in peft): its forward raises in training mode. Its state dict still holds the
+    unmerged base weight beside the adapter (the merge is taken out of a copy), so a checkpoint
+    never counts the update twice; loading into a merged layer unmerges it first. To export a
+    model without adapters use :func:`merged_state_dict`.
     """
 
     def __init__(
@@ -143,8 +153,27 @@ class LoRALinear(nn.Linear):
             self.weight.sub_(self._delta_weight().to(self.weight.dtype))
             self.merged = False
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.merged:
+            # Never write W + BA next to A and B: a reload would apply the update twice.
+            with torch.no_grad():
+                unmerged = self.weight - self._delta_weight().to(self.weight.dtype)
+            destination[prefix + "weight"] = unmerged if keep_vars else unmerged.detach()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # State dicts hold unmerged base weights (see _save_to_state_dict).
+        self.unmerge()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.merged:
+            if self.training:
+                raise RuntimeError(
+                    "LoRALinear: this layer's adapter is merged into its weight, which is for "
+                    "inference only; call .eval() to run it, or unmerge() (unmerge_lora(model)) "
+                    "before training"
+                )
             return F.linear(x, self.weight, self.bias)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
@@ -272,3 +301,27 @@ def lora_state_dict_keys(module: nn.Module, prefix: str = "") -> Set[str]:
             base = f"{prefix}{name}." if name else prefix
             keys.update({base + "lora_A", base + "lora_B"})
     return keys
+
+
+def merged_state_dict(module: nn.Module) -> Dict[str, torch.Tensor]:
+    """
+    The state dict ``module`` would have with every :class:`LoRALinear` replaced by a plain
+    nn.Linear holding ``W + (alpha / r) B A``: adapter tensors dropped, updates folded in (in
+    fp32, then cast to the weight's dtype). ``module`` itself is not changed.
+
+    Args:
+        module (nn.Module): e.g. a detector whose backbone carries LoRA.
+
+    Returns:
+        dict[str, Tensor]: loads strictly into the same model built without LoRA.
+    """
+    state = module.state_dict()  # unmerged base weights, merged layers or not
+    for name, m in module.named_modules():
+        if not isinstance(m, LoRALinear):
+            continue
+        base = f"{name}." if name else ""
+        weight = state[base + "weight"]
+        a, b = state.pop(base + "lora_A"), state.pop(base + "lora_B")
+        delta = (b.float() @ a.float()) * m.scaling
+        state[base + "weight"] = (weight.float() + delta).to(weight.dtype)
+    return state

@@ -1,4 +1,4 @@
-"""Pictures of a run: loss and AP curves from metrics.json, predictions painted on images."""
+"""Pictures of a run: loss and AP curves from metrics.json (predictions: see painter.py)."""
 
 import json
 import logging
@@ -6,10 +6,9 @@ import math
 import os
 from collections import defaultdict
 
-import cv2
-import numpy as np
-
 from sar_lora_dino.utils.io import atomic_write
+
+from .painter import paint_predictions
 
 __all__ = ["read_metrics", "plot_training_curves", "paint_predictions"]
 
@@ -17,15 +16,6 @@ logger = logging.getLogger(__name__)
 
 LOSS_KEYS = ("total_loss", "loss_cls", "loss_box_reg")
 AP_KEYS = ("bbox/AP", "bbox/AP50")
-# BGR colours for classes 0..5, then cycled.
-_COLORS = [
-    (60, 180, 255),
-    (80, 220, 80),
-    (255, 160, 60),
-    (200, 80, 255),
-    (60, 60, 240),
-    (0, 220, 220),
-]
 
 
 def read_metrics(metrics_file):
@@ -103,102 +93,4 @@ def plot_training_curves(metrics_file, output_file, title=None):
     fig.tight_layout()
     atomic_write(output_file, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
-    return output_file
-
-
-def _label(img, text, x, y, color):
-    (w, h), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
-    y = max(y, h + 2)
-    cv2.rectangle(img, (x, y - h - 3), (x + w + 2, y), color, -1)
-    cv2.putText(img, text, (x + 1, y - 2), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-
-
-def _tile(record, predictions, classes, id_map, score_thresh, tile):
-    img = cv2.imread(record["file_name"], cv2.IMREAD_COLOR)
-    if img is None:
-        raise FileNotFoundError(f"cannot read image {record['file_name']}")
-    scale = tile / max(img.shape[:2])
-    img = cv2.resize(img, (round(img.shape[1] * scale), round(img.shape[0] * scale)))
-    for ann in record.get("annotations", []):
-        x0, y0, x1, y1 = (np.asarray(_xyxy(ann)) * scale).round().astype(int)
-        cv2.rectangle(img, (x0, y0), (x1, y1), (255, 255, 255), 1, cv2.LINE_AA)
-    shown = 0
-    for p in sorted(predictions, key=lambda p: -p["score"]):
-        if p["score"] < score_thresh:
-            break
-        c = id_map.get(p["category_id"], p["category_id"])
-        color = _COLORS[c % len(_COLORS)]
-        x, y, w, h = (np.asarray(p["bbox"]) * scale).tolist()
-        cv2.rectangle(img, (round(x), round(y)), (round(x + w), round(y + h)), color, 2)
-        name = classes[c] if 0 <= c < len(classes) else str(c)
-        _label(img, f"{name} {p['score']:.2f}", round(x), round(y), color)
-        shown += 1
-    canvas = np.zeros((tile, tile, 3), np.uint8)
-    canvas[: img.shape[0], : img.shape[1]] = img
-    caption = f"{os.path.basename(record['file_name'])}: {shown} predicted, truth in white"
-    cv2.putText(
-        canvas,
-        caption,
-        (4, tile - 6),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.4,
-        (255, 255, 255),
-        1,
-        cv2.LINE_AA,
-    )
-    return canvas
-
-
-def _xyxy(ann):
-    from detectron2.structures import BoxMode
-
-    return BoxMode.convert(list(ann["bbox"]), ann["bbox_mode"], BoxMode.XYXY_ABS)
-
-
-def paint_predictions(
-    predictions_file, dataset_name, output_file, num_images=6, score_thresh=0.3, cols=3, tile=320
-):
-    """
-    Paint the predictions of a COCO evaluation (``coco_instances_results.json``) on the first
-    images of a registered dataset: ground truth in thin white, predictions in class colours with
-    the class name and score. Writes one PNG grid.
-
-    Args:
-        predictions_file (str): COCO results JSON written by :class:`COCOEvaluator`.
-        dataset_name (str): registered dataset the predictions were made on.
-        output_file (str): PNG to write.
-        num_images (int): images in the grid.
-        score_thresh (float): draw predictions at or above this score.
-        cols (int): grid columns.
-        tile (int): side of one grid cell in pixels.
-
-    Returns:
-        str: ``output_file``.
-    """
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
-    with open(predictions_file) as f:
-        predictions = json.load(f)
-    by_image = defaultdict(list)
-    for p in predictions:
-        by_image[p["image_id"]].append(p)
-    metadata = MetadataCatalog.get(dataset_name)
-    classes = list(metadata.get("thing_classes", []))
-    id_map = dict(metadata.get("thing_dataset_id_to_contiguous_id", {}))
-    records = DatasetCatalog.get(dataset_name)[:num_images]
-    if not records:
-        raise ValueError(f"dataset {dataset_name!r} has no images")
-    tiles = [
-        _tile(r, by_image.get(r["image_id"], []), classes, id_map, score_thresh, tile)
-        for r in records
-    ]
-    rows = math.ceil(len(tiles) / cols)
-    grid = np.zeros((rows * tile, min(cols, len(tiles)) * tile, 3), np.uint8)
-    for i, t in enumerate(tiles):
-        y, x = (i // cols) * tile, (i % cols) * tile
-        grid[y : y + tile, x : x + tile] = t
-    ok, png = cv2.imencode(".png", grid)
-    if not ok:
-        raise RuntimeError(f"could not encode {output_file}")
-    atomic_write(output_file, lambda f: f.write(png.tobytes()))
     return output_file

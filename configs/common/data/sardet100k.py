@@ -14,6 +14,11 @@ dataloader = OmegaConf.create()
 # One place for the input size of training and evaluation: (width, height), as the original's
 # Resize(scale=(w, h), keep_ratio=False).
 dataloader.image_scale = [800, 800]
+# How 16-bit/float images map to the model's 0..255 input, the same in training, evaluation and
+# inference (tools/infer.py): "none", "minmax", "percentile(lo,hi)", "db(min_db,max_db)"
+# (amplitude, 20*log10) or "db(min_db,max_db,power)" (10*log10); see sar_lora_dino/data/scaling.py.
+# 8-bit JPEG/PNG/BMP (what SARDet-100K ships) are never scaled: they are read as detectron2 does.
+dataloader.scaling = "none"
 
 # detectron2's build_detection_train_loader arguments; the loader's position is saved in
 # checkpoints, so --resume sees the data the run would have seen.
@@ -29,6 +34,7 @@ dataloader.train = L(build_resumable_train_loader)(
             L(T.RandomFlip)(horizontal=True, prob=0.5),
         ],
         image_format="RGB",
+        scaling="${...scaling}",
     ),
     total_batch_size=16,  # the original: 8 GPUs x 2 images
     num_workers=4,
@@ -40,6 +46,7 @@ dataloader.test = L(build_detection_test_loader)(
         is_train=False,
         augmentations=[L(SARResize)(scale="${.....image_scale}", backend="opencv")],
         image_format="${...train.mapper.image_format}",
+        scaling="${...scaling}",
     ),
     num_workers=4,
 )

@@ -1,0 +1,21 @@
+"""Exports of a trained detector: merged LoRA, adapter files, peft's format and ONNX."""
+
+from .adapter import export_adapter
+from .config_io import config_from_yaml, config_to_yaml, save_config
+from .merged import export_merged, merged_config
+from .model import load_trained_model, resolve_run
+from .peft import export_peft, peft_adapter_config, peft_state_dict
+
+__all__ = [
+    "config_from_yaml",
+    "config_to_yaml",
+    "export_adapter",
+    "export_merged",
+    "export_peft",
+    "load_trained_model",
+    "merged_config",
+    "peft_adapter_config",
+    "peft_state_dict",
+    "resolve_run",
+    "save_config",
+]

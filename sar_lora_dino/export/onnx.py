@@ -1,0 +1,131 @@
+"""The merged detector as ONNX, through detectron2's TracingAdapter and the TorchScript exporter."""
+
+import contextlib
+import json
+import sys
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from ..modeling.lora import LoRALinear
+from ..utils.io import atomic_path
+
+__all__ = ["ONNX_OPSET", "ONNX_OUTPUTS", "export_onnx", "input_size"]
+
+ONNX_OPSET = 17
+# TracingAdapter flattens a RetinaNet's Instances into its fields (sorted by name) and its
+# image size.
+ONNX_OUTPUTS = ("boxes", "classes", "scores", "image_size")
+
+
+def input_size(cfg) -> Tuple[int, int]:
+    """(height, width) the config resizes test images to (``dataloader.image_scale`` is w, h)."""
+    scale = cfg.dataloader.get("image_scale") if "dataloader" in cfg else None
+    if scale is None:
+        return 800, 800
+    return int(scale[1]), int(scale[0])
+
+
+@contextlib.contextmanager
+def _traceable_topk(model: nn.Module):
+    """
+    Make the per-level top-k cut of a dense detector survive tracing. detectron2 0.6 computes
+    ``min(topk_candidates, number of candidates)`` in Python, so tracing would freeze whichever
+    side won on the example image. Here the stock decoding keeps every candidate (a count the
+    trace follows) and the top-k cut is a slice of the score-sorted result, which ONNX clamps
+    to the candidates present; eager results are unchanged.
+    """
+    decode = getattr(model, "_decode_per_level_predictions", None)
+    if decode is None:
+        yield
+        return
+
+    def per_level(anchors, pred_scores, pred_deltas, score_thresh, topk_candidates, image_size):
+        found = decode(anchors, pred_scores, pred_deltas, score_thresh, sys.maxsize, image_size)
+        return found[:topk_candidates]
+
+    model._decode_per_level_predictions = per_level
+    try:
+        yield
+    finally:
+        del model._decode_per_level_predictions
+
+
+def _traceable(model: nn.Module, image: torch.Tensor):
+    from detectron2.export import TracingAdapter
+
+    adapter = TracingAdapter(model, [{"image": image}])
+    return adapter.eval()  # it is created in training mode
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str,
+    height: int,
+    width: int,
+    metadata: Dict[str, str] = None,
+    class_names: Sequence[str] = (),
+) -> List[str]:
+    """
+    Export a detector without LoRA modules (see :func:`export_merged`) to ONNX, opset 17, with
+    dynamic height and width. The graph takes one ``image`` (3 x H x W float, the model's input
+    format and 0-255 range, already resized as the config's test mapper does) and returns
+    ``boxes`` (N x 4, XYXY in that image's pixels), ``classes`` (N), ``scores`` (N) and
+    ``image_size`` (2: H, W).
+
+    Args:
+        model (nn.Module): the plain detector, e.g. RetinaNet.
+        path (str): output ``.onnx`` (written atomically).
+        height, width (int): size of the example image used for tracing.
+        metadata (dict[str, str]): stored as the model's ``metadata_props``.
+        class_names (list[str]): stored in the metadata as JSON.
+
+    Returns:
+        list[str]: the output names.
+    """
+    if any(isinstance(m, LoRALinear) for m in model.modules()):
+        raise ValueError("export_onnx takes the merged model (no LoRALinear); see export_merged")
+    model = model.eval().cpu()
+    generator = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (3, height, width), generator=generator).float()
+    traceable = _traceable(model, image)
+    with torch.no_grad():
+        outputs = traceable(image)
+    if len(outputs) != len(ONNX_OUTPUTS):
+        raise ValueError(
+            f"expected {len(ONNX_OUTPUTS)} outputs {ONNX_OUTPUTS} from {type(model).__name__}, "
+            f"got {len(outputs)}"
+        )
+    with atomic_path(path) as tmp:
+        with torch.no_grad(), _traceable_topk(model):
+            torch.onnx.export(
+                traceable,
+                (image,),
+                tmp,
+                opset_version=ONNX_OPSET,
+                input_names=["image"],
+                output_names=list(ONNX_OUTPUTS),
+                dynamic_axes={
+                    "image": {1: "height", 2: "width"},
+                    **{name: {0: "detections"} for name in ONNX_OUTPUTS[:3]},
+                },
+                dynamo=False,
+            )
+        props = dict(metadata or {})
+        props["class_names"] = json.dumps(list(class_names))
+        props["outputs"] = json.dumps(list(ONNX_OUTPUTS))
+        _add_metadata(tmp, props)
+    return list(ONNX_OUTPUTS)
+
+
+def _add_metadata(path: str, props: Dict[str, str]) -> None:
+    try:
+        import onnx
+    except ImportError:
+        return  # the graph is complete without it; metadata needs the onnx package
+    graph = onnx.load(path)
+    for key, value in props.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    onnx.save(graph, path)

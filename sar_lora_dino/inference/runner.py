@@ -1,0 +1,253 @@
+"""Inference over files, folders and whole scenes: batching, tiling, merging and what is written."""
+
+import glob
+import logging
+import os
+import resource
+import sys
+
+import torch
+from tqdm import tqdm
+
+from sar_lora_dino.data.image_io import IMAGE_EXTENSIONS, read_image, to_format
+from sar_lora_dino.data.scaling import apply_scaling
+from sar_lora_dino.reporting.painter import paint_detections, save_png
+
+from .merge import merge_detections
+from .outputs import coco_results, geo_reference, unique_name, write_geojson, write_json
+from .scene import SceneReader, tile_windows
+
+__all__ = ["expand_inputs", "run_inference"]
+
+logger = logging.getLogger(__name__)
+
+
+def expand_inputs(specs):
+    """
+    Args:
+        specs (list[str]): files, folders (searched recursively for
+            :data:`IMAGE_EXTENSIONS`) and glob patterns.
+
+    Returns:
+        tuple[list[str], list[str]]: the image files in order (without repeats), and the
+        specs that matched nothing.
+    """
+    files, unmatched = [], []
+    for spec in specs:
+        if os.path.isdir(spec):
+            found = sorted(
+                os.path.join(d, f)
+                for d, _, names in os.walk(spec)
+                for f in names
+                if f.lower().endswith(IMAGE_EXTENSIONS)
+            )
+        elif os.path.isfile(spec):
+            found = [spec]
+        else:
+            found = sorted(glob.glob(spec, recursive=True))
+            found = [f for f in found if os.path.isfile(f)]
+        if not found:
+            unmatched.append(spec)
+        files += [f for f in found if f not in files]
+    return files, unmatched
+
+
+def _rss_mib():
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError):
+        return None
+
+
+class _Input:
+    """One input's state while its image or tiles are in flight."""
+
+    def __init__(self, index, path):
+        self.index, self.path = index, path
+        self.reader = self.image = self.bounds = None
+        self.expected = None  # number of forward-pass items, known once fully queued
+        self.parts, self.error, self.rss = [], None, []
+
+
+def _items(inputs, predictor, tile, overlap, bar):
+    """Yield (input, (x0, y0), image) per image or tile, reading tiles one at a time."""
+    for item in inputs:
+        try:
+            if tile is None:
+                item.image = read_image(item.path, "RGB", predictor.scaling)
+                item.expected = 1
+                yield item, (0, 0), item.image
+                continue
+            item.reader = SceneReader(item.path)
+            item.bounds = item.reader.bounds(predictor.scaling)
+            windows = tile_windows(item.reader.width, item.reader.height, tile, overlap)
+            bar.reset(total=len(windows))
+            bar.set_description(os.path.basename(item.path))
+            for i, (x0, y0, w, h) in enumerate(windows):
+                window = item.reader.read(x0, y0, w, h)
+                window = apply_scaling(window, predictor.scaling, item.bounds, item.path)
+                if i == len(windows) - 1:
+                    item.expected = len(windows)
+                yield item, (x0, y0), to_format(window, "RGB")
+        except (OSError, ValueError) as e:
+            item.error = f"{type(e).__name__}: {e}"
+            item.expected = len(item.parts)
+            yield item, None, None
+
+
+def _picture(item, boxes, scores, classes, metadata, max_side, scaling):
+    if item.reader is None:
+        scale = min(1.0, max_side / max(item.image.shape[:2]))
+        return paint_detections(item.image, boxes, classes, scores, metadata, scale=scale)
+    overview, step = item.reader.overview(max_side)
+    overview = to_format(apply_scaling(overview, scaling, item.bounds, item.path), "RGB")
+    return paint_detections(overview, boxes / step, classes, scores, metadata)
+
+
+def run_inference(
+    predictor,
+    files,
+    output_dir,
+    tile=None,
+    overlap=0,
+    batch=1,
+    merge="greedy_nmm",
+    match_metric="ios",
+    match_threshold=0.5,
+    picture_size=2000,
+    progress=None,
+):
+    """
+    Run a predictor over image files and write, into ``output_dir``: a picture per input
+    (``<name>.png``; for tiled scenes a downsampled overview of the whole scene),
+    ``coco_instances_results.json`` (every detection of the run, ``image_id`` = the input's
+    id in ``inputs.json``), ``inputs.json`` (inputs, sizes, scaling, failures, weights) and, for
+    georeferenced inputs when rasterio is installed, ``<name>.geojson`` in the product's CRS.
+    Every file is written atomically. A file that cannot be read is reported and skipped.
+
+    Args:
+        predictor (Predictor): the detector.
+        files (list[str]): image files.
+        output_dir (str): where to write.
+        tile (int or None): cut every input into ``tile`` x ``tile`` windows (see
+            :func:`tile_windows`) read one at a time, each run at the model's input size.
+        overlap (int): pixels shared by neighbouring windows.
+        batch (int): images or windows per forward pass.
+        merge, match_metric, match_threshold: how detections of overlapping windows are merged
+            (see :func:`merge_detections`); only used when tiling.
+        picture_size (int): longest side of the pictures.
+        progress (bool or None): progress bars; None shows them when stderr is a terminal.
+
+    Returns:
+        dict: the run manifest written as ``inputs.json``.
+    """
+    if progress is None:
+        progress = sys.stderr.isatty()
+    os.makedirs(output_dir, exist_ok=True)
+    meta = predictor.metadata
+    names = list(meta.get("thing_classes", []))
+    to_dataset = {v: k for k, v in meta.get("thing_dataset_id_to_contiguous_id", {}).items()}
+    category_ids = [to_dataset.get(i, i) for i in range(len(names))]
+    inputs = [_Input(i, path) for i, path in enumerate(files)]
+    taken, results, images, failed = set(), [], [], []
+    bar = tqdm(total=len(inputs), desc="inputs", unit="input", disable=not progress)
+    tiles_bar = tqdm(total=0, unit="tile", leave=False, disable=not progress or tile is None)
+
+    def finish(item):
+        if item.reader is None and item.error is None and item.image is None:
+            return
+        reader, image = item.reader, item.image
+        try:
+            if item.error is not None:
+                raise RuntimeError(item.error)
+            boxes = torch.cat([p[0] for p in item.parts]) if item.parts else torch.zeros(0, 4)
+            scores = torch.cat([p[1] for p in item.parts]) if item.parts else torch.zeros(0)
+            classes = torch.cat([p[2] for p in item.parts]).long() if item.parts else scores.long()
+            if tile is not None and len(item.parts) > 1:
+                boxes, scores, classes = merge_detections(
+                    boxes, scores, classes, merge, match_metric, match_threshold
+                )
+            height, width = (reader.height, reader.width) if reader else image.shape[:2]
+            name = unique_name(item.path, taken)
+            save_png(
+                os.path.join(output_dir, f"{name}.png"),
+                _picture(item, boxes, scores, classes, meta, picture_size, predictor.scaling),
+            )
+            geo = (reader.crs, reader.transform) if reader and reader.crs else None
+            geo = geo or (geo_reference(item.path) if reader is None else None)
+            if geo is not None:
+                write_geojson(
+                    os.path.join(output_dir, f"{name}.geojson"), geo, boxes, scores, classes, names
+                )
+            results.extend(coco_results(item.index, boxes, scores, classes, category_ids))
+            rss = [r for r in item.rss if r is not None]
+            images.append(
+                {
+                    "id": item.index,
+                    "file_name": os.path.abspath(item.path),
+                    "width": int(width),
+                    "height": int(height),
+                    "picture": f"{name}.png",
+                    "detections": len(scores),
+                    "tiles": len(item.parts) if tile is not None else None,
+                    "scaling_bounds": list(item.bounds) if item.bounds else None,
+                    "crs": geo[0].to_string() if geo else None,
+                    "rss_mib_min_max": [round(min(rss)), round(max(rss))] if rss else None,
+                }
+            )
+        except (OSError, ValueError, RuntimeError) as e:
+            message = str(e) if item.error is not None else f"{type(e).__name__}: {e}"
+            logger.error(f"Skipped {item.path}: {message}")
+            failed.append({"file_name": os.path.abspath(item.path), "error": message})
+        finally:
+            if reader is not None:
+                reader.close()
+            item.reader = item.image = None
+            item.parts = []
+            bar.update(1)
+
+    def run(queue):
+        outputs = predictor([image for _, _, image in queue])
+        for (item, (x0, y0), _), (boxes, scores, classes) in zip(queue, outputs):
+            if item.error is None:
+                shift = boxes.new_tensor([x0, y0, x0, y0])
+                item.parts.append((boxes + shift, scores, classes))
+                item.rss.append(_rss_mib())
+        tiles_bar.update(len(queue))
+        for item in {id(i): i for i, _, _ in queue}.values():
+            if item.expected is not None and len(item.parts) >= item.expected:
+                finish(item)
+
+    queue = []
+    for item, offset, image in _items(inputs, predictor, tile, overlap, tiles_bar):
+        if offset is None:  # reading failed: drop its queued windows
+            queue = [q for q in queue if q[0] is not item]
+            finish(item)
+            continue
+        queue.append((item, offset, image))
+        if len(queue) >= batch:
+            run(queue)
+            queue = []
+    if queue:
+        run(queue)
+    bar.close()
+    tiles_bar.close()
+
+    manifest = {
+        "weights": predictor.weights,
+        "scaling": predictor.scaling,
+        "input_size": predictor.input_size,
+        "tile": tile,
+        "overlap": overlap if tile is not None else None,
+        "merge": {"method": merge, "metric": match_metric, "threshold": match_threshold}
+        if tile is not None
+        else None,
+        "categories": [{"id": i, "name": n} for i, n in zip(category_ids, names)],
+        "images": sorted(images, key=lambda r: r["id"]),
+        "failed": failed,
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+    write_json(os.path.join(output_dir, "coco_instances_results.json"), results)
+    write_json(os.path.join(output_dir, "inputs.json"), manifest)
+    return manifest
