@@ -45,6 +45,7 @@ setup(
         "timm>=1.0.20",
         "fvcore",
         "pycocotools",
+        "faster-coco-eval>=1.6",
         "numpy",
         "opencv-python-headless",
         "matplotlib",

@@ -66,9 +66,9 @@ def _evaluator_cfg(cfg, name, num_datasets):
         output_dir = os.path.join(output_dir, name)
     evaluator.output_dir = output_dir
     if "use_fast_impl" in evaluator or "COCOEvaluator" in str(evaluator.get("_target_", "")):
-        from detectron2.evaluation import fast_eval_api
+        from sar_lora_dino.data.evaluator import ensure_fast_coco_eval
 
-        if getattr(fast_eval_api, "_C", None) is None:  # detectron2 built without its C++ ops
+        if not ensure_fast_coco_eval():  # no detectron2 C++ ops and no faster-coco-eval
             evaluator.use_fast_impl = False
     return evaluator, output_dir
 
