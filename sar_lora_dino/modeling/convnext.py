@@ -10,6 +10,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from torch import nn
 
+from .lean_lora import checkpointed_stage_forward, make_lean_lora_mlps
 from .lora import LoRALinear, inject_lora
 
 __all__ = ["ConvNeXtBackbone", "FINETUNE_MODES"]
@@ -97,6 +98,8 @@ class ConvNeXtBackbone(Backbone):
         trainable_stages: Sequence[int] = (),
         depths: Optional[Sequence[int]] = None,
         dims: Optional[Sequence[int]] = None,
+        lean_lora_mlp: bool = False,
+        checkpoint_stages: Sequence[int] = (),
     ):
         """
         Args:
@@ -115,6 +118,11 @@ class ConvNeXtBackbone(Backbone):
                 "lora" mode.
             depths (list[int] or None): override the blocks per stage (tiny test models).
             dims (list[int] or None): override the channels per stage.
+            lean_lora_mlp (bool): LoRA MLPs keep only their input for backward and recompute
+                fc1 + GELU (:class:`~sar_lora_dino.modeling.lean_lora.LeanLoRAMlp`); same
+                gradients, less memory, a little more time.
+            checkpoint_stages (list[int]): stages whose blocks run under non-reentrant
+                activation checkpoints in training (recomputed in backward).
         """
         super().__init__()
         if finetune not in FINETUNE_MODES:
@@ -174,6 +182,13 @@ class ConvNeXtBackbone(Backbone):
                 _LeanConv2d.from_conv(m)
         self._apply_freezing()
         model.set_grad_checkpointing(bool(use_checkpoint))
+        if lean_lora_mlp and not make_lean_lora_mlps(self.stages):
+            raise ValueError("ConvNeXtBackbone: lean_lora_mlp needs LoRA on mlp.fc2")
+        self.checkpoint_stages = tuple(checkpoint_stages)
+        if any(s not in range(4) for s in self.checkpoint_stages):
+            raise ValueError(
+                f"ConvNeXtBackbone: checkpoint_stages must be in 0..3, got {checkpoint_stages}"
+            )
 
     @classmethod
     def from_config(cls, cfg, input_shape: ShapeSpec):
@@ -226,7 +241,10 @@ class ConvNeXtBackbone(Backbone):
         outputs = {}
         x = self.stem(x)
         for i in range(self._last_stage + 1):
-            x = self.stages[i](x)
+            if i in self.checkpoint_stages:
+                x = checkpointed_stage_forward(self.stages[i], x)
+            else:
+                x = self.stages[i](x)
             name = f"res{i + 2}"
             if name in self._out_features:
                 outputs[name] = x
