@@ -151,13 +151,15 @@ class MixedPrecisionTrainer(SimpleTrainer):
         data = self._next_batch()
         data_time = time.perf_counter() - start
 
+        # Freed before the forward, not after it: the last step's gradients would otherwise
+        # stay alive through the forward, at the activations' peak.
+        self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device_type, dtype=self.amp_dtype, enabled=self.amp_enabled):
             loss_dict = self.model(data)
             if isinstance(loss_dict, torch.Tensor):
                 loss_dict = {"total_loss": loss_dict}
             losses = sum(loss_dict.values())
 
-        self.optimizer.zero_grad()
         if not self._all_finite(losses):
             self._skip_nonfinite(loss_dict)
             return
