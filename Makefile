@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_PACKAGES ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.sar_lora_dino-setup
 
-.PHONY: setup test demo lint clean-venv
+.PHONY: setup test demo lint clean-venv wheelhouse
 
 setup: $(STAMP)
 
@@ -29,6 +29,14 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Wheels for a machine without a package registry that has torch/torchvision/timm/opencv
+# (tools/gpu_machine_packages.txt): `make wheelhouse PY=3.12` (PY: the target's Python version),
+# then there: pip install --no-index --find-links wheelhouse sar_lora_dino pb1-detectron2.
+WHEEL_PY := $(if $(filter 3.%,$(PY)),$(PY),3.12)
+wheelhouse:
+	$(MAKE) setup PY=$(VENV)/bin/python
+	$(VENV)/bin/python tools/build_wheelhouse.py --python-version $(WHEEL_PY) --dest wheelhouse
 
 clean-venv:
 	rm -rf $(VENV)
