@@ -218,10 +218,18 @@ def main(argv=None):
     p.add_argument("--json", help="write the report here")
     p.add_argument("--markdown", help="write the Markdown table here")
     p.add_argument("--readme", help="rewrite this README's marked performance section")
+    p.add_argument("--from-json", nargs="+", metavar="JSON",
+                   help="no measuring: tables of earlier reports")  # fmt: skip
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return _child(args.child)
+    if args.from_json:
+        reports = []
+        for path in args.from_json:
+            with open(path, encoding="utf-8") as f:
+                reports.append(json.load(f))
+        return _write(args, "\n".join(markdown(r) for r in reports), reports)
     args.variants = args.variants or ["linear", "lora", "lora_stage3", "full"]
     settings = {k: v for k, v in vars(args).items() if k not in ("child", "json", "markdown")}
     report = {"machine": machine_info(args.device), "settings": settings}
@@ -242,7 +250,10 @@ def main(argv=None):
             kw = dict(num_images=args.eval_images, num_boxes=args.eval_boxes)
             kw.update(dets_per_image=args.eval_dets, use_fast_impl=backend == "fast")
             report["eval"].append(run_child("eval", **kw))
-    table = markdown(report)
+    return _write(args, markdown(report), report)
+
+
+def _write(args, table, report):
     print("\n" + table)
     if args.json:
         atomic_write(args.json, lambda f: json.dump(report, f, indent=2), mode="w")
