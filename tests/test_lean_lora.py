@@ -94,3 +94,16 @@ def test_lean_mlp_is_the_stock_forward_in_eval_and_when_merged():
 def test_lean_mlp_needs_lora_on_fc2():
     with pytest.raises(ValueError, match="lean_lora_mlp"):
         ConvNeXtBackbone(**TINY, finetune="full", lean_lora_mlp=True)
+
+
+def test_lean_mlp_is_identical_under_bf16_autocast():
+    def run(**kw):
+        bb = _backbone(**kw)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = sum(v.float().sum() * (i + 1) for i, v in enumerate(bb(X).values()))
+        loss.backward()
+        return loss.detach(), {n: p.grad for n, p in bb.named_parameters() if p.requires_grad}
+
+    (loss0, grads0), (loss1, grads1) = run(), run(lean_lora_mlp=True)
+    assert torch.equal(loss0, loss1)
+    assert all(torch.equal(grads0[n], grads1[n]) for n in grads0)

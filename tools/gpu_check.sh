@@ -7,7 +7,8 @@
 # 4. tools/benchmark.py --device cuda at 800x800: LoRA vs full (images/s, max allocated memory),
 #    fp16 with channels_last off/on, bf16; inference plain / LoRA unmerged / merged.
 # Writes gpu_check.log and gpu_check.json into $OUT (default output/gpu_check). Each step has a
-# time limit and its exit status goes into the JSON; a failed step does not stop the later ones.
+# time limit (480 s in all) and its exit status goes into the JSON; a failed step does not stop
+# the later ones.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -31,7 +32,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, record status a
     shift 2
     printf '\n==> [%4ss] %s\n' "$(($(date +%s) - START))" "$name"
     t0=$(date +%s)
-    timeout "$limit" "$@"
+    timeout "$limit" bash -c '"$@"' bash "$@"  # a child bash, so that functions can be timed
     rc=$?
     printf '%s\t%s\t%s\n' "$name" "$rc" "$(($(date +%s) - t0))" >>"$STEPS"
     return 0
@@ -66,16 +67,19 @@ bench() {  # bench TAG ARGS...: one benchmark run, JSON into $OUT_DIR/bench_TAG.
         --repeats 1 --variants lora full --json "$OUT_DIR/bench_$tag.json" "$@"
 }
 
+export BASE_PY VENV WHEELS SIZE OUT_DIR
+export -f install cuda_tests bench
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
 step install 60 install
 step cuda_tests 60 cuda_tests
-step amp_training 130 env PY="$VENV/bin/python" DEMO_OUT="$DEMO" DEMO_ITERS=60 \
+step amp_training 120 env PY="$VENV/bin/python" DEMO_OUT="$DEMO" DEMO_ITERS=60 \
     DEMO_SIZE=320 DEMO_BATCH=8 DEMO_NUM_TRAIN=64 DEMO_NUM_VAL=16 DEMO_EVAL_PERIOD=60 \
     bash tools/demo.sh train.amp.enabled=True train.amp.dtype=float16 train.device=cuda
-step bench_fp16 90 bench fp16 --parts train infer --amp fp16 --infer-size "$SIZE"
+step bench_fp16 110 bench fp16 --parts train infer --amp fp16 --infer-size "$SIZE" \
+    --variants lora lora_lean full
 step bench_fp16_channels_last 50 bench fp16_channels_last --parts train --amp fp16 --channels-last
 step bench_bf16 50 bench bf16 --parts train --amp bf16
-step bench_eval 40 bench eval --parts eval --eval-backends fast
+step bench_eval 30 bench eval --parts eval --eval-backends fast
 
 "$BASE_PY" - "$OUT_DIR" "$STEPS" "$DEMO" <<'PYEOF'
 import glob, json, os, sys
