@@ -85,10 +85,7 @@ def test_lean_mlp_is_the_stock_forward_in_eval_and_when_merged():
     for m in lean.modules():
         if isinstance(m, LoRALinear):
             m.merge()
-    mlp = lean.stages[0].blocks[0].mlp
-    assert not mlp._applies()
-    x = torch.randn(1, 5, 5, mlp.fc1.in_features, requires_grad=True)
-    assert mlp(x).grad_fn.__class__.__name__ != "_RecomputeMlpBackward"
+    assert not any(b.mlp._applies() for s in lean.stages for b in s.blocks)
 
 
 def test_lean_mlp_needs_lora_on_fc2():
