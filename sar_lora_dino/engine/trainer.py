@@ -12,6 +12,8 @@ AMP_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 logger = logging.getLogger(__name__)
 
 
+# v0.6 needs this (its AMPTrainer is fp16-only); detectron2 main's AMPTrainer has bf16
+# (precision=) but requires CUDA and has no gradient clipping.
 class MixedPrecisionTrainer(SimpleTrainer):
     """
     A :class:`SimpleTrainer` whose step can run under CUDA autocast in float16 (with a gradient
