@@ -10,7 +10,6 @@ from detectron2.checkpoint import DetectionCheckpointer
 from safetensors.torch import save_file
 
 from sar_lora_dino.checkpoint import SARCheckpointer, load_backbone_weights, load_dinov3_file
-from sar_lora_dino.checkpoint import checkpointer as checkpointer_module
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import convert_dinov3_to_d2  # noqa: E402
@@ -124,27 +123,6 @@ def test_wrong_variant_fails_on_the_model(tmp_path, tiny_retinanet, timm_referen
         SARCheckpointer(tiny_retinanet(dims=(16, 32, 64, 96))).load(path)
     with pytest.raises(ValueError, match=r"missing from the file.*stages\.2\.blocks\.2"):
         SARCheckpointer(tiny_retinanet(depths=(1, 1, 3, 1))).load(path)
-
-
-def test_mmdet_hook_is_dispatched(tmp_path, tiny_retinanet, monkeypatch):
-    model = tiny_retinanet()
-    target = {k: v + 1 for k, v in model.state_dict().items()}
-
-    class FakeMMDet:
-        @staticmethod
-        def is_mmdet_state_dict(sd):
-            return "bbox_head.retina_cls.weight" in sd
-
-        @staticmethod
-        def convert_mmdet_state_dict(sd):
-            return target
-
-    monkeypatch.setattr(checkpointer_module, "_mmdet_converter", lambda: FakeMMDet)
-    mmdet_file = {"state_dict": {"bbox_head.retina_cls.weight": torch.ones(1)}, "meta": {}}
-    path = _write(tmp_path / "mmdet.pth", mmdet_file)
-    SARCheckpointer(model).load(path)
-    for key, value in model.state_dict().items():
-        assert torch.equal(value, target[key]), key
 
 
 def test_convert_tool_roundtrip(tmp_path, tiny_retinanet, timm_reference):
