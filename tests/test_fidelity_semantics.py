@@ -1,4 +1,7 @@
-"""The single switch between the original's semantics and detectron2's."""
+"""The single switch between the original's semantics and detectron2's, and its one table."""
+
+import inspect
+import os
 
 import pytest
 from _fidelity_models import TinyBottomUp
@@ -9,12 +12,18 @@ from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
 from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 from omegaconf import OmegaConf
 
+from sar_lora_dino.data.filtering import get_sardet_train_dicts
 from sar_lora_dino.data.transforms import SARResize
 from sar_lora_dino.modeling.box_transform import SARBox2BoxTransform
 from sar_lora_dino.modeling.fpn import SARFPN, SARLastLevelP6P7
 from sar_lora_dino.modeling.matcher import SARMatcher
 from sar_lora_dino.modeling.retinanet import SARRetinaNet
-from sar_lora_dino.semantics import SEMANTICS, set_semantics
+from sar_lora_dino.semantics import DIFFERENCES, RESIZE_FIELD, markdown_table, set_semantics
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODEL_FIELDS = [
+    d.field[len("model.") :] for d in DIFFERENCES if (d.field or "").startswith("model.")
+]
 
 
 def _config():
@@ -41,36 +50,57 @@ def _config():
         pixel_std=[1.0, 1.0, 1.0],
     )
     dataloader = OmegaConf.create()
-    dataloader.train = dict(mapper=dict(augmentations=[L(SARResize)(scale=[64, 48])]))
+    dataloader.train = dict(
+        dataset=L(get_sardet_train_dicts)(names="x"),
+        mapper=dict(augmentations=[L(SARResize)(scale=[64, 48])]),
+    )
     dataloader.test = dict(mapper=dict(augmentations=[L(SARResize)(scale=[64, 48])]))
     return model, dataloader
 
 
 def _switches(model):
-    return (
-        model.backbone.top_block.relu_before_p7,
-        model.backbone.init,
-        model.loss_normalizer_mode,
-        model.anchor_matcher.low_quality_assign,
-        model.clip_before_nms,
-        model.drop_empty_before_nms,
-        model.box2box_transform.two_sided_clamp,
-    )
+    """The built model's value of every model switch of the table, in its order."""
+    values = []
+    for field in MODEL_FIELDS:
+        *parents, leaf = field.split(".")
+        node = model
+        for name in parents:
+            node = getattr(node, name)
+        values.append(getattr(node, "loss_normalizer_mode" if leaf == "loss_normalizer" else leaf))
+    return tuple(values)
 
 
-@pytest.mark.parametrize("semantics, pick", [("original", 0), ("detectron2", 1)])
-def test_one_switch_sets_every_item(semantics, pick):
+def _data_switches(data_cfg):
+    backends = [instantiate(data_cfg[s].mapper.augmentations)[0].backend for s in ("train", "test")]
+    return backends, data_cfg.train.dataset.get("filter_mode")
+
+
+def _model_values(semantics):
+    return tuple(getattr(d, semantics) for d in DIFFERENCES if (d.field or "").startswith("model."))
+
+
+@pytest.mark.parametrize("semantics", ["original", "detectron2"])
+def test_one_switch_sets_every_item(semantics):
+    other = "original" if semantics == "detectron2" else "detectron2"
     model_cfg, data_cfg = _config()
-    set_semantics(model_cfg, data_cfg, "detectron2" if pick == 0 else "original")
+    set_semantics(model_cfg, data_cfg, other)
     set_semantics(model_cfg, data_cfg, semantics)
-    assert _switches(instantiate(model_cfg)) == tuple(v[pick] for v in SEMANTICS.values())
-    for split in ("train", "test"):
-        (resize,) = instantiate(data_cfg[split].mapper.augmentations)
-        assert resize.backend == ("opencv", "pil")[pick]
+    assert _switches(instantiate(model_cfg)) == _model_values(semantics)
+    resize = next(d for d in DIFFERENCES if d.field == RESIZE_FIELD)
+    assert _data_switches(data_cfg) == ([getattr(resize, semantics)] * 2, semantics)
 
 
 def test_component_defaults_are_the_original():
-    model_cfg, _ = _config()
-    assert _switches(instantiate(model_cfg)) == tuple(v[0] for v in SEMANTICS.values())
+    model_cfg, data_cfg = _config()
+    assert _switches(instantiate(model_cfg)) == _model_values("original")
+    assert _data_switches(data_cfg)[0] == ["opencv", "opencv"]
+    default = inspect.signature(get_sardet_train_dicts).parameters["filter_mode"].default
+    assert default == "original"
     with pytest.raises(ValueError, match="semantics"):
         set_semantics(model_cfg, None, "mmdet")
+
+
+def test_readme_table_is_the_table_in_code():
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    assert markdown_table() in readme, "regenerate with sar_lora_dino.semantics.markdown_table()"
