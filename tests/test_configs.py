@@ -133,7 +133,7 @@ def _switch_values(cfg):
         if diff.field == RESIZE_FIELD:
             for split in ("train", "test"):
                 values.append(cfg.dataloader[split].mapper.augmentations[0].get("backend"))
-        elif diff.field:
+        else:
             *parents, leaf = diff.field.split(".")
             node = cfg
             for name in parents:
@@ -145,9 +145,7 @@ def _switch_values(cfg):
 def _table_values(semantics):
     values = []
     for diff in DIFFERENCES:
-        values += [getattr(diff, semantics)] * (
-            2 if diff.field == RESIZE_FIELD else bool(diff.field)
-        )
+        values += [getattr(diff, semantics)] * (2 if diff.field == RESIZE_FIELD else 1)
     return values
 
 
