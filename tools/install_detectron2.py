@@ -313,9 +313,9 @@ def _check_import(extra_path=None):
     env = dict(os.environ)
     if extra_path:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra_path, env.get("PYTHONPATH")]))
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, env=env, capture_output=True, text=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"install_detectron2: detectron2 does not work:\n{out.stderr[-3000:]}")
     return out.stdout.strip()
 
 
