@@ -1,58 +1,82 @@
-"""One switch for all fidelity items: the original's (MMDetection) semantics or detectron2's."""
+"""Where the original's (MMDetection) RetinaNet differs from detectron2's: one table, one switch."""
 
-from typing import Dict, Tuple
+from typing import Any, NamedTuple
 
-__all__ = ["SEMANTICS", "set_semantics"]
+__all__ = ["Difference", "DIFFERENCES", "RESIZE_FIELD", "readme_switch", "set_semantics"]
 
-# config field (relative to `model`) -> (the original's value, detectron2's value)
-SEMANTICS: Dict[str, Tuple[object, object]] = {
-    "backbone.top_block.relu_before_p7": (False, True),
-    "backbone.init": ("xavier_uniform", "c2_xavier"),
-    "loss_normalizer": ("batch", "ema"),
-    "anchor_matcher.low_quality_assign": ("last_gt", "argmax"),
-    "clip_before_nms": (True, False),
-    "drop_empty_before_nms": (True, False),
-    "box2box_transform.two_sided_clamp": (True, False),
-}
-# SARResize.backend in every data loader's augmentations
-RESIZE_BACKEND = ("opencv", "pil")
+# The resize switch is the ``backend`` of every SARResize in the train and test mappers.
+RESIZE_FIELD = "dataloader.{train,test}.mapper.augmentations.0.backend"
+
+
+class Difference(NamedTuple):
+    """A config field where the original computes differently from detectron2 (README table)."""
+
+    field: str  # path from the config root
+    original: Any  # reproduces the original; our components' default
+    detectron2: Any  # reproduces stock detectron2
+
+
+# Items 1-9 of the README's "Fidelity" table, in its order (item 10 is the converter's).
+DIFFERENCES = (
+    Difference("model.backbone.top_block.relu_before_p7", False, True),
+    Difference("model.loss_normalizer", "batch", "ema"),
+    Difference("model.anchor_matcher.low_quality_assign", "last_gt", "argmax"),
+    Difference("model.clip_before_nms", True, False),
+    Difference("model.drop_empty_before_nms", True, False),
+    Difference("model.box2box_transform.two_sided_clamp", True, False),
+    Difference(RESIZE_FIELD, "opencv", "pil"),
+    Difference("model.backbone.init", "xavier_uniform", "c2_xavier"),
+    Difference("dataloader.train.dataset.filter_mode", "original", "detectron2"),
+)
 
 
 def set_semantics(model, dataloader=None, semantics: str = "original") -> None:
     """
-    Set every fidelity switch of a LazyConfig model (and the resize of its data loaders).
-
-    The model must be built from our components (``SARRetinaNet``, ``SARFPN``,
-    ``SARLastLevelP6P7``, ``SARMatcher``, ``SARBox2BoxTransform``); augmentations that are
-    :class:`SARResize` get their ``backend`` set, and the training set's ``filter_mode``
-    (item 9) follows too.
+    Set every switch of :data:`DIFFERENCES` in a LazyConfig to the original's or detectron2's
+    value. The model must be built from our components (the defaults of each are the
+    original's); every :class:`SARResize` in the train/test mappers gets its ``backend``, and
+    the training set's ``filter_mode`` follows when it has one.
 
     Args:
         model (DictConfig): the ``model`` LazyConfig node.
-        dataloader (DictConfig or None): the ``dataloader`` node; its ``train`` and ``test``
-            mappers' augmentations are visited.
+        dataloader (DictConfig or None): the ``dataloader`` node.
         semantics (str): "original" or "detectron2".
     """
     if semantics not in ("original", "detectron2"):
         raise ValueError(f"semantics must be 'original' or 'detectron2', got {semantics!r}")
-    pick = 0 if semantics == "original" else 1
-    for path, values in SEMANTICS.items():
-        *parents, leaf = path.split(".")
-        node = model
-        for name in parents:
-            node = node[name]
-        node[leaf] = values[pick]
-    if dataloader is None:
-        return
+    from sar_lora_dino.data.filtering import get_sardet_train_dicts
     from sar_lora_dino.data.transforms import SARResize
 
-    train = dataloader.get("train") if hasattr(dataloader, "get") else None
-    dataset = train.get("dataset") if train is not None else None
-    if dataset is not None and "filter_mode" in dataset:
-        dataset["filter_mode"] = semantics  # item 9: "original" / "detectron2"
-    for split in ("train", "test"):
-        loader = dataloader.get(split) if hasattr(dataloader, "get") else None
-        mapper = loader.get("mapper") if loader is not None else None
-        for aug in (mapper.get("augmentations") or []) if mapper is not None else []:
-            if aug.get("_target_") in (SARResize, "sar_lora_dino.data.transforms.SARResize"):
-                aug["backend"] = RESIZE_BACKEND[pick]
+    for diff in DIFFERENCES:
+        value = getattr(diff, semantics)
+        if diff.field == RESIZE_FIELD:
+            for split in ("train", "test"):
+                for aug in _get(dataloader, split, "mapper", "augmentations") or []:
+                    if _is_call_of(aug, SARResize):
+                        aug["backend"] = value
+        elif diff.field.startswith("model."):
+            *parents, leaf = diff.field.split(".")[1:]
+            node = model
+            for name in parents:
+                node = node[name]
+            node[leaf] = value
+        else:  # dataloader.train.dataset.filter_mode
+            dataset = _get(dataloader, "train", "dataset")
+            if _is_call_of(dataset, get_sardet_train_dicts):
+                dataset["filter_mode"] = value
+
+
+def _get(node, *names):
+    for name in names:
+        node = node.get(name) if hasattr(node, "get") else None
+    return node
+
+
+def _is_call_of(node, target):
+    name = f"{target.__module__}.{target.__qualname__}"
+    return hasattr(node, "get") and node.get("_target_") in (target, name)
+
+
+def readme_switch(diff: Difference) -> str:
+    """How the README's table writes the switch of ``diff`` (a test checks each row)."""
+    return f"`{diff.field}`: `{diff.original}` → `{diff.detectron2}`"

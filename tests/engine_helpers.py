@@ -54,7 +54,8 @@ def build_tiny_model(overrides=(), seed=0):
 
 def run_train_net(root, *opts, timeout=240):
     """Run tools/lazyconfig_train_net.py on the tiny config with ``root`` as SARDET100K_ROOT."""
-    env = dict(os.environ, SARDET100K_ROOT=root, PYTHONPATH=REPO, DINOV3_WEIGHTS="")
+    path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, SARDET100K_ROOT=root, PYTHONPATH=path, DINOV3_WEIGHTS="")
     script = os.path.join(REPO, "tools", "lazyconfig_train_net.py")
     cmd = [sys.executable, script, "--config-file", TINY_CONFIG, *opts]
     return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)

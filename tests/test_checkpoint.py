@@ -176,7 +176,7 @@ def test_text_file_and_code_running_pickle_are_refused(tmp_path, tiny_retinanet)
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        with pytest.raises(ValueError, match=r"(?s)evil\.pth.*posix.system.*weights_only=True"):
+        with pytest.raises(ValueError, match=r"(?s)evil\.pth.*posix.system"):
             SARCheckpointer(tiny_retinanet()).load(str(evil))
     finally:
         os.chdir(cwd)

@@ -8,6 +8,8 @@ import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
 
+from sar_lora_dino.semantics import DIFFERENCES, RESIZE_FIELD
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "sar_lora_dino", "*.py")))
 
@@ -124,50 +126,33 @@ def test_data_config_matches_the_original_recipe():
         assert resize.get_transform(image).apply_image(image).shape[:2] == (256, 320)
 
 
-def _semantics_fields(cfg):
-    model = cfg.model
-    return (
-        model.backbone.top_block.relu_before_p7,
-        model.backbone.init,
-        model.loss_normalizer,
-        model.anchor_matcher.low_quality_assign,
-        model.clip_before_nms,
-        model.drop_empty_before_nms,
-        model.box2box_transform.two_sided_clamp,
-        cfg.dataloader.train.mapper.augmentations[0].backend,
-        cfg.dataloader.test.mapper.augmentations[0].backend,
-        cfg.dataloader.train.dataset.filter_mode,
-    )
+def _switch_values(cfg):
+    """Each switch of sar_lora_dino.semantics.DIFFERENCES as the config sets it (None: unset)."""
+    values = []
+    for diff in DIFFERENCES:
+        if diff.field == RESIZE_FIELD:
+            for split in ("train", "test"):
+                values.append(cfg.dataloader[split].mapper.augmentations[0].get("backend"))
+        else:
+            *parents, leaf = diff.field.split(".")
+            node = cfg
+            for name in parents:
+                node = node[name]
+            values.append(node.get(leaf))
+    return values
 
 
-def test_paper_configs_default_to_the_original_semantics_and_one_variant_flips_all():
-    base = LazyConfig.load(
-        os.path.join(REPO, "configs", "sar_lora_dino", CONFIG_BY_NAME["original"])
-    )
-    native = LazyConfig.load(
-        os.path.join(REPO, "configs", "sar_lora_dino", CONFIG_BY_NAME["detectron2"])
-    )
-    assert _semantics_fields(base) == (
-        False,
-        "xavier_uniform",
-        "batch",
-        "last_gt",
-        True,
-        True,
-        True,
-        "opencv",
-        "opencv",
-        "original",
-    )
-    assert _semantics_fields(native) == (
-        True,
-        "c2_xavier",
-        "ema",
-        "argmax",
-        False,
-        False,
-        False,
-        "pil",
-        "pil",
-        "detectron2",
-    )
+def _table_values(semantics):
+    values = []
+    for diff in DIFFERENCES:
+        values += [getattr(diff, semantics)] * (2 if diff.field == RESIZE_FIELD else 1)
+    return values
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=_name)
+def test_paper_configs_leave_the_original_semantics_to_the_defaults(path):
+    values = _switch_values(LazyConfig.load(path))
+    if _name(path) + ".py" == CONFIG_BY_NAME["detectron2"]:
+        assert values == _table_values("detectron2")
+    else:  # the components' defaults are the original's (tests/test_fidelity_semantics.py)
+        assert values == [None] * len(values)

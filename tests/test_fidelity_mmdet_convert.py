@@ -2,12 +2,16 @@
 
 import importlib.util
 import math
+import sys
+import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from _fidelity_models import tiny_retinanet
 
+from sar_lora_dino.checkpoint.inert_pickle import InertObject, load_torch_file
 from sar_lora_dino.checkpoint.mmdet import (
     anchor_permutation,
     convert_d2_state_dict_to_mmdet,
@@ -141,10 +145,6 @@ def test_unknown_keys_and_incomplete_lora_are_named():
         convert_mmdet_state_dict(broken)
 
 
-class _NotATensor:
-    pass
-
-
 def convert_main(argv):
     spec = importlib.util.spec_from_file_location("convert_mmdet_to_d2", _TOOL)
     tool = importlib.util.module_from_spec(spec)
@@ -165,9 +165,19 @@ def test_command_line_tool(tmp_path):
         list(tmp_path.iterdir())
     ) == 2
 
-    torch.save({"message_hub": _NotATensor(), "state_dict": {}}, src)
-    with pytest.raises(RuntimeError, match="state_dict"):
-        convert_main([str(src), str(dst)])
+
+def test_command_line_tool_reads_a_runner_checkpoint_without_running_it(tmp_path):
+    d2_sd = _model().state_dict()
+    src, dst, marker = (
+        tmp_path / "best_coco_bbox_mAP_epoch_9.pth",
+        tmp_path / "d2.pth",
+        tmp_path / "ran",
+    )
+    _save_like_mmengine_runner(src, _mmdet_checkpoint(d2_sd, "linear"), marker)
+    convert_main([str(src), str(dst)])
+    assert not marker.exists()  # the pickled call was not made
+    out = torch.load(dst, weights_only=True)
+    assert all(torch.equal(out["model"][k], v) for k, v in d2_sd.items())
 
 
 def test_timm_features_only_names_are_accepted():
@@ -182,7 +192,80 @@ def test_checkpointer_reads_the_original_checkpoint(tmp_path):
 
     d2_sd = _model().state_dict()
     path = tmp_path / "epoch_12.pth"
-    torch.save({"meta": {"epoch": 12}, "state_dict": _mmdet_checkpoint(d2_sd, "linear")}, path)
+    _save_like_mmengine_runner(path, _mmdet_checkpoint(d2_sd, "linear"), tmp_path / "ran")
+    assert "mmengine" not in sys.modules
     fresh = _model()
     SARCheckpointer(fresh).load(str(path))
     assert all(torch.equal(v, d2_sd[k]) for k, v in fresh.state_dict().items())
+    assert not (tmp_path / "ran").exists()
+
+
+def test_runner_objects_become_inert_placeholders(tmp_path):
+    path, marker = tmp_path / "epoch_12.pth", tmp_path / "ran"
+    _save_like_mmengine_runner(path, {"bbox_head.retina_cls.bias": torch.ones(3)}, marker)
+    ckpt = load_torch_file(str(path))
+    assert torch.equal(ckpt["state_dict"]["bbox_head.retina_cls.bias"], torch.ones(3))
+    assert ckpt["optimizer"]["param_groups"][0]["lr"] == 1e-4
+    assert torch.equal(ckpt["optimizer"]["state"][0]["exp_avg"], torch.zeros(3))
+    loss = ckpt["message_hub"]["log_scalars"]["train/loss"]
+    assert isinstance(loss, InertObject) and type(loss).__module__ == _HISTORY_BUFFER
+    assert loss.state["max_length"] == 10 and isinstance(loss.state["_log_history"], InertObject)
+    assert isinstance(ckpt["meta"]["seed"], InertObject)  # a numpy scalar
+    hook = ckpt["meta"]["hook"]
+    assert isinstance(hook, InertObject) and hook.args == (str(marker),)
+    assert not marker.exists()
+
+
+_HISTORY_BUFFER = "mmengine.logging.history_buffer"
+
+
+def _save_like_mmengine_runner(path, state_dict, marker):
+    """
+    Save ``state_dict`` the way MMEngine's runner saves a checkpoint (meta with numpy scalars,
+    message_hub of HistoryBuffer objects, optimizer state), with stand-in MMEngine classes
+    under MMEngine's module paths that exist only while saving. One object pickles as a call
+    that would create ``marker``: loading must not make it.
+    """
+    modules = {
+        name: types.ModuleType(name)
+        for name in ("mmengine", "mmengine.logging", _HISTORY_BUFFER, "mmengine.hooks")
+    }
+
+    class HistoryBuffer:
+        def __init__(self):
+            self._log_history = np.array([1.5, 1.2])
+            self._count_history = np.array([1, 1])
+            self.max_length = 10
+
+    def touch(name):
+        Path(name).touch()
+
+    class Hook:
+        def __reduce__(self):
+            return touch, (str(marker),)
+
+    for obj, module in (
+        (HistoryBuffer, _HISTORY_BUFFER),
+        (touch, "mmengine.hooks"),
+        (Hook, "mmengine.hooks"),
+    ):
+        obj.__module__, obj.__qualname__ = module, obj.__name__
+        setattr(modules[module], obj.__name__, obj)
+    checkpoint = {
+        "meta": {"epoch": 12, "iter": 70872, "seed": np.int64(0), "hook": Hook()},
+        "state_dict": state_dict,
+        "message_hub": {
+            "log_scalars": {"train/loss": HistoryBuffer()},
+            "runtime_info": {"epoch": 12, "best_score": np.float64(0.523)},
+        },
+        "optimizer": {
+            "state": {0: {"step": torch.tensor(5.0), "exp_avg": torch.zeros(3)}},
+            "param_groups": [{"lr": 1e-4, "weight_decay": 0.05, "params": [0]}],
+        },
+    }
+    sys.modules.update(modules)
+    try:
+        torch.save(checkpoint, path)
+    finally:
+        for name in modules:
+            del sys.modules[name]

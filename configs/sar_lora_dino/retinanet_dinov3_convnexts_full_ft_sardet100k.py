@@ -1,11 +1,8 @@
 """Full fine-tune of the DINOv3 ConvNeXt-S backbone, no LoRA (paper: 58.856M params)."""
 
-from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
-    dataloader,
-    lr_multiplier,
-    model,
-    optimizer,
-    train,
-)
+from ..common.data.sardet100k import dataloader
+from ..common.models.retinanet_convnext import model
+from ..common.optim import optimizer
+from ..common.schedule_1x import lr_multiplier, train
 
 model.backbone.bottom_up.finetune = "full"

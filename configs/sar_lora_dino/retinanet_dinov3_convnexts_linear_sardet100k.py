@@ -1,11 +1,8 @@
 """Linear probe: frozen DINOv3 ConvNeXt-S, only FPN + head train (paper: 9.403M params)."""
 
-from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
-    dataloader,
-    lr_multiplier,
-    model,
-    optimizer,
-    train,
-)
+from ..common.data.sardet100k import dataloader
+from ..common.models.retinanet_convnext import model
+from ..common.optim import optimizer
+from ..common.schedule_1x import lr_multiplier, train
 
-model.backbone.bottom_up.finetune = "frozen"
+# configs/common builds the linear probe: the backbone is frozen (finetune="frozen").

@@ -9,4 +9,3 @@ model.backbone.bottom_up.finetune = "lora"
 model.backbone.bottom_up.lora_r = 16
 model.backbone.bottom_up.lora_alpha = 32
 model.backbone.bottom_up.lora_targets = ["mlp.fc1", "mlp.fc2"]
-model.backbone.bottom_up.trainable_stages = []

@@ -1,6 +1,6 @@
 """LoRA r16 on mlp.fc2 + the whole last stage trainable (paper: 18.876M params, best LoRA setting)."""
 
-from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
+from .retinanet_dinov3_convnexts_lora_r16_fc2_sardet100k import (
     dataloader,
     lr_multiplier,
     model,
@@ -8,7 +8,4 @@ from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
     train,
 )
 
-model.backbone.bottom_up.lora_r = 16
-model.backbone.bottom_up.lora_alpha = 32
-model.backbone.bottom_up.lora_targets = ["mlp.fc2"]
 model.backbone.bottom_up.trainable_stages = [3]

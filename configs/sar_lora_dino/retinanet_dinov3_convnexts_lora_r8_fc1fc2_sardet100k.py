@@ -10,5 +10,3 @@ from .retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
 
 model.backbone.bottom_up.lora_r = 8
 model.backbone.bottom_up.lora_alpha = 16  # alpha = 2r keeps the r16 setting's scaling of 2
-model.backbone.bottom_up.lora_targets = ["mlp.fc1", "mlp.fc2"]
-model.backbone.bottom_up.trainable_stages = []

@@ -1,8 +1,6 @@
-"""A DetectionCheckpointer that also reads DINOv3 backbone files (and, when present, MMDet ones)."""
+"""A DetectionCheckpointer that also reads DINOv3 backbone files and the original's MMDet ones."""
 
-import importlib
-import importlib.util
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -18,20 +16,17 @@ from .dinov3 import (
     read_checkpoint_file,
     unwrap_state_dict,
 )
+from .mmdet import convert_mmdet_state_dict, is_mmdet_state_dict
 
 __all__ = ["SARCheckpointer", "load_backbone_weights", "find_convnext_backbone"]
-
-# Hook point for a fourth format: a module ``sar_lora_dino.checkpoint.mmdet`` defining
-# ``is_mmdet_state_dict(sd) -> bool`` and ``convert_mmdet_state_dict(sd) -> dict`` (detectron2
-# key names). It is imported lazily, only if it exists; it receives the unwrapped state dict.
-MMDET_CONVERTER = __package__ + ".mmdet"
 
 ACCEPTED_FORMATS = (
     "(1) a detectron2 checkpoint (a dict with 'model' whose keys match this model, e.g. one "
     "saved by this project's training or by tools/convert_dinov3_to_d2.py); "
     "(2) a DINOv3 ConvNeXt backbone file in the official, timm or Hugging Face layout "
     "(.pth/.pt/.bin/.safetensors); "
-    "(3) an MMDetection checkpoint of the original work (needs " + MMDET_CONVERTER + "); "
+    "(3) a checkpoint of the MMDetection original, as its runner saves it (epoch_12.pth, "
+    "best_*.pth) or its state dict; "
     "(4) a detectron2/Caffe2 model-zoo .pkl; "
     "(5) an adapter .safetensors of tools/export_model.py (with its base weights)"
 )
@@ -122,12 +117,6 @@ def load_backbone_weights(model: nn.Module, path: str) -> List[str]:
     return sorted(prefix + k for k in state_dict)
 
 
-def _mmdet_converter() -> Optional[Any]:
-    if importlib.util.find_spec(MMDET_CONVERTER) is None:
-        return None
-    return importlib.import_module(MMDET_CONVERTER)
-
-
 class SARCheckpointer(DetectionCheckpointer):
     """
     DetectionCheckpointer for ``train.init_checkpoint``, ``--resume`` and ``--eval-only`` that
@@ -136,11 +125,13 @@ class SARCheckpointer(DetectionCheckpointer):
     * detectron2 checkpoints load exactly as in DetectionCheckpointer;
     * DINOv3 backbone files are remapped to ``<backbone prefix><timm key>`` and must match the
       backbone exactly (only the LoRA adapters, FPN and head may be absent);
-    * MMDetection checkpoints go through ``sar_lora_dino.checkpoint.mmdet`` when it exists;
+    * the original's MMDetection checkpoints get detectron2 key names
+      (:func:`~sar_lora_dino.checkpoint.mmdet.convert_mmdet_state_dict`);
     * adapter files (:mod:`sar_lora_dino.checkpoint.adapter`) load their base weights first,
       ``base_checkpoint`` or else the base file recorded in the adapter, checked by fingerprint.
 
-    Every torch file is read with ``weights_only=True``.
+    Every torch file is read by :func:`~sar_lora_dino.checkpoint.inert_pickle.load_torch_file`:
+    no pickled code runs.
     """
 
     def __init__(self, model, save_dir="", *, base_checkpoint=None, **kwargs):
@@ -167,10 +158,9 @@ class SARCheckpointer(DetectionCheckpointer):
         except ValueError as e:
             raise ValueError(f"{e}. Accepted formats: {ACCEPTED_FORMATS}") from e
 
-        mmdet = _mmdet_converter()
-        if mmdet is not None and mmdet.is_mmdet_state_dict(state_dict):
+        if is_mmdet_state_dict(state_dict):
             self.logger.info(f"{filename}: MMDetection checkpoint, converting key names")
-            converted = mmdet.convert_mmdet_state_dict(state_dict)
+            converted = convert_mmdet_state_dict(state_dict)
             return {"model": converted, "__author__": "MMDetection", "matching_heuristics": False}
 
         layout = detect_dinov3_layout(state_dict)

@@ -7,6 +7,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
+from .inert_pickle import load_torch_file
+
 __all__ = [
     "DINOV3_LAYOUTS",
     "detect_dinov3_layout",
@@ -230,7 +232,8 @@ def check_convnext_keys(state_dict: Mapping[str, Any], source: str = "state dict
 def read_checkpoint_file(path: str) -> Any:
     """
     Read a weight file: ``.safetensors`` with safetensors, anything else (``.pth``, ``.pt``,
-    ``.bin``, ...) with ``torch.load(weights_only=True, map_location="cpu")``.
+    ``.bin``, ...) with :func:`load_torch_file` (tensors and plain containers; objects of other
+    libraries, e.g. MMEngine's, become inert placeholders).
 
     Args:
         path (str): local file path.
@@ -245,11 +248,11 @@ def read_checkpoint_file(path: str) -> Any:
             from safetensors.torch import load_file
 
             return load_file(path, device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_torch_file(path)
     except Exception as e:
         raise ValueError(
             f"Cannot read checkpoint file {path} ({type(e).__name__}: {e}). Expected a torch "
-            "file (.pth/.pt/.bin) loadable with weights_only=True, or a .safetensors file"
+            "file (.pth/.pt/.bin) or a .safetensors file"
         ) from e
 
 

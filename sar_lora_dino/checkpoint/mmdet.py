@@ -1,12 +1,13 @@
 """Key mapping between the original's MMDetection RetinaNet checkpoints and our model."""
 
-import pickle
 import re
 from typing import Dict, List, Tuple
 
 import torch
 
 from sar_lora_dino.utils.io import atomic_write
+
+from .dinov3 import read_checkpoint_file
 
 __all__ = [
     "is_mmdet_state_dict",
@@ -245,9 +246,10 @@ def convert_mmdet_checkpoint(src: str, dst: str) -> Dict[str, torch.Tensor]:
     """
     Convert the original's checkpoint file to a detectron2 checkpoint file.
 
-    Reads ``src`` with ``torch.load(weights_only=True)`` and writes
-    ``{"model": ..., "__author__": ..., "matching_heuristics": False}`` to ``dst`` through a
-    temporary file in the same folder, renamed into place, so ``dst`` is never half-written.
+    Reads ``src`` with :func:`read_checkpoint_file` (a checkpoint as MMEngine's runner writes
+    it, with ``message_hub``, optimizer and numpy scalars, opens without MMEngine and without
+    running pickled code) and writes
+    ``{"model": ..., "__author__": ..., "matching_heuristics": False}`` to ``dst`` atomically.
 
     Args:
         src (str): MMDetection checkpoint (``{"meta", "state_dict", ...}``) or bare state dict.
@@ -256,17 +258,7 @@ def convert_mmdet_checkpoint(src: str, dst: str) -> Dict[str, torch.Tensor]:
     Returns:
         dict[str, Tensor]: the converted state dict.
     """
-    try:
-        checkpoint = torch.load(src, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise RuntimeError(
-            f"{src} holds objects other than tensors (MMEngine saves its message_hub and "
-            "optimizer state), which are not loaded without running pickled code. In the "
-            'MMDetection environment keep only the weights: python -c "import torch; '
-            f"c = torch.load('{src}', map_location='cpu', weights_only=False); "
-            f"torch.save({{'state_dict': c['state_dict']}}, '{src}.weights.pth')\" "
-            "and convert that file."
-        ) from e
+    checkpoint = read_checkpoint_file(src)
     if not is_mmdet_state_dict(checkpoint):
         raise ValueError(
             f"{src}: no MMDetection RetinaNet keys (backbone.backbone.*, neck.*, bbox_head.*) "

@@ -49,6 +49,7 @@ def launch(
         args (tuple): arguments for ``main_func``.
         timeout (timedelta): timeout of collective operations.
     """
+    # v0.6 needs the CPU path below (its launch asserts CUDA); detectron2 main picks gloo itself.
     if torch.cuda.is_available():
         available = torch.cuda.device_count()
         if num_procs_per_machine > available:
@@ -102,7 +103,8 @@ def _gloo_worker(
     )
     try:
         # detectron2.utils.comm answers get_local_rank()/get_local_size() from this group; every
-        # rank must take part in creating every machine's group.
+        # rank must take part in creating every machine's group. v0.6 needs this; detectron2
+        # main has comm.create_local_process_group.
         assert comm._LOCAL_PROCESS_GROUP is None
         for machine in range(world_size // num_procs_per_machine):
             first = machine * num_procs_per_machine

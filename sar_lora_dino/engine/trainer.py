@@ -55,6 +55,8 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# v0.6 needs this (its AMPTrainer is fp16-only); detectron2 main's AMPTrainer has bf16
+# (precision=) but requires CUDA and has no gradient clipping.
 class MixedPrecisionTrainer(SimpleTrainer):
     """
     A :class:`SimpleTrainer` whose step runs under autocast (float16 on CUDA; bfloat16 on CUDA or

@@ -1,7 +1,5 @@
 """The shipped LoRA r16 fc1+fc2 config shrunk to seconds on a CPU, for the engine tests."""
 
-from detectron2.layers import ShapeSpec
-
 from ...configs.sar_lora_dino.retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
     dataloader,
     lr_multiplier,
@@ -14,9 +12,7 @@ from ...configs.sar_lora_dino.retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet1
 model.backbone.bottom_up.depths = [1, 1, 1, 1]
 model.backbone.bottom_up.dims = [16, 32, 64, 128]
 model.backbone.top_block.in_channels = 128
-model.backbone.top_block.out_channels = 32
 model.backbone.out_channels = 32
-model.head.input_shape = [ShapeSpec(channels=32)] * 5
 model.head.conv_dims = [32]
 # Keep every candidate so that a barely trained model still yields a non-trivial AP.
 model.test_score_thresh = 0.0

@@ -23,14 +23,11 @@ dataloader.scaling = "none"
 # detectron2's build_detection_train_loader arguments; the loader's position is saved in
 # checkpoints, so --resume sees the data the run would have seen.
 dataloader.train = L(build_resumable_train_loader)(
-    # original: skip ignore/degenerate boxes, keep all-skipped images as negatives, drop images
-    # without any annotation; detectron2: drop every image left without boxes
-    dataset=L(get_sardet_train_dicts)(names="sardet100k_train", filter_mode="original"),
+    dataset=L(get_sardet_train_dicts)(names="sardet100k_train"),
     mapper=L(SARDatasetMapper)(
         is_train=True,
         augmentations=[
-            # original: OpenCV bilinear, no antialiasing; detectron2: backend="pil"
-            L(SARResize)(scale="${.....image_scale}", backend="opencv"),
+            L(SARResize)(scale="${.....image_scale}"),
             L(T.RandomFlip)(horizontal=True, prob=0.5),
         ],
         image_format="RGB",
@@ -44,7 +41,7 @@ dataloader.test = L(build_detection_test_loader)(
     dataset=L(get_detection_dataset_dicts)(names="sardet100k_val", filter_empty=False),
     mapper=L(SARDatasetMapper)(
         is_train=False,
-        augmentations=[L(SARResize)(scale="${.....image_scale}", backend="opencv")],
+        augmentations=[L(SARResize)(scale="${.....image_scale}")],
         image_format="${...train.mapper.image_format}",
         scaling="${...scaling}",
     ),

@@ -19,35 +19,24 @@ from sar_lora_dino.modeling import (
 
 # Everything coupled to the backbone lives here: ConvNeXt-S gives res3-res5 with 192/384/768
 # channels; DINOv3 and the ImageNet ConvNeXt both expect RGB with ImageNet mean/std (0-255 scale).
-# Every field marked "original" reproduces the MMDetection original (README, "Fidelity");
-# sar_lora_dino.semantics.set_semantics(model, dataloader, "detectron2") flips them all.
+# Our components default to the original's arithmetic where it differs from detectron2's
+# (sar_lora_dino.semantics.DIFFERENCES; set_semantics(model, dataloader, "detectron2") flips it).
 model = L(SARRetinaNet)(
     backbone=L(SARFPN)(
         bottom_up=L(ConvNeXtBackbone)(
             arch="convnext_small",
             out_features=["res3", "res4", "res5"],
-            drop_path_rate=0.0,
-            use_checkpoint=False,
-            finetune="lora",
-            lora_r=16,
-            lora_alpha=32,
-            lora_dropout=0.0,
-            lora_targets=["mlp.fc1", "mlp.fc2"],
-            trainable_stages=[],
+            finetune="frozen",
         ),
         in_features=["res3", "res4", "res5"],
         out_channels=256,
-        init="xavier_uniform",  # original; detectron2: "c2_xavier"
         # P6 from C5 (the 768-channel input, as the original's add_extra_convs="on_input").
         top_block=L(SARLastLevelP6P7)(
-            in_channels=768,
-            out_channels=256,
-            in_feature="res5",
-            relu_before_p7=False,  # original; detectron2: True
+            in_channels=768, out_channels="${..out_channels}", in_feature="res5"
         ),
     ),
     head=L(RetinaNetHead)(
-        input_shape=[ShapeSpec(channels=256)] * 5,
+        input_shape=[L(ShapeSpec)(channels="${....backbone.out_channels}")] * 5,
         num_classes="${..num_classes}",
         conv_dims=[256, 256, 256, 256],
         prior_prob=0.01,
@@ -61,20 +50,11 @@ model = L(SARRetinaNet)(
         strides=[8, 16, 32, 64, 128],
         offset=0.0,
     ),
-    box2box_transform=L(SARBox2BoxTransform)(
-        weights=[1.0, 1.0, 1.0, 1.0],
-        two_sided_clamp=True,  # original: dw/dh clamped to +-log(1000/16); detectron2: False
-    ),
+    box2box_transform=L(SARBox2BoxTransform)(weights=[1.0, 1.0, 1.0, 1.0]),
     # IoU >= 0.5 positive, < 0.4 negative, low-quality matches allowed
     anchor_matcher=L(SARMatcher)(
-        thresholds=[0.4, 0.5],
-        labels=[0, -1, 1],
-        allow_low_quality_matches=True,
-        low_quality_assign="last_gt",  # original; detectron2: "argmax"
+        thresholds=[0.4, 0.5], labels=[0, -1, 1], allow_low_quality_matches=True
     ),
-    loss_normalizer="batch",  # original: positives of this batch; detectron2: "ema"
-    clip_before_nms=True,  # original; detectron2: False
-    drop_empty_before_nms=True,  # original; detectron2: False
     num_classes=len(SARDET100K_CATEGORIES),
     focal_loss_alpha=0.25,
     focal_loss_gamma=2.0,
