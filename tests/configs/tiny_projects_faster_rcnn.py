@@ -9,6 +9,7 @@ from ...projects.FasterRCNN_LoRA.configs.faster_rcnn_dinov3_convnexts_lora_r16_f
     optimizer,
     train,
 )
+from .tiny_run import shrink_run
 
 # One block per stage, 16-128 channels; FPN at 32 channels, a 64-wide box head.
 model.backbone.bottom_up.depths = [1, 1, 1, 1]
@@ -25,21 +26,4 @@ model.roi_heads.box_predictor.input_shape = ShapeSpec(channels=64)
 model.roi_heads.box_predictor.test_score_thresh = 0.0
 model.roi_heads.box_predictor.test_topk_per_image = 20
 
-dataloader.image_scale = [128, 96]  # (w, h)
-dataloader.train.total_batch_size = 2
-dataloader.train.num_workers = 0
-dataloader.test.num_workers = 0
-
-optimizer.lr = 1e-3
-lr_multiplier.scheduler.milestones = [3, 5]
-lr_multiplier.scheduler.num_updates = 6
-lr_multiplier.warmup_length = 2 / 6
-
-train.max_iter = 6
-train.eval_period = 3
-train.checkpointer = dict(period=3, max_to_keep=2)
-train.log_period = 1
-train.device = "cpu"
-train.seed = 0
-train.init_checkpoint = ""
-train.allow_random_init = True
+shrink_run(dataloader, optimizer, lr_multiplier, train)
