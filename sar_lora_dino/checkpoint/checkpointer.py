@@ -41,6 +41,30 @@ def _few(keys, n: int = 5) -> str:
     return f"{len(keys)} key(s): {keys[:n]}{more}"
 
 
+def compare_state_dicts(file_state, model_shapes, expected=None):
+    """
+    Compare a file's tensors with a model's, by key and shape.
+
+    Args:
+        file_state (Mapping[str, Tensor]): the file's tensors (entries without a shape are
+            compared by key only).
+        model_shapes (Mapping[str, torch.Size]): the model's tensor shapes.
+        expected (set or None): the model keys the file must hold; all of them when None.
+
+    Returns:
+        tuple: (missing keys, keys not in the model, ["key: file (..) vs model (..)", ...]).
+    """
+    expected = set(model_shapes) if expected is None else set(expected)
+    missing = expected - set(file_state)
+    extra = set(file_state) - set(model_shapes)
+    shapes = [
+        f"{k}: file {tuple(file_state[k].shape)} vs model {tuple(model_shapes[k])}"
+        for k in sorted(set(file_state) & set(model_shapes))
+        if hasattr(file_state[k], "shape") and tuple(file_state[k].shape) != tuple(model_shapes[k])
+    ]
+    return missing, extra, shapes
+
+
 def find_convnext_backbone(model: nn.Module) -> Tuple[str, ConvNeXtBackbone]:
     """
     Locate the single :class:`ConvNeXtBackbone` inside ``model``.
@@ -76,13 +100,7 @@ def check_backbone_state_dict(
     """
     lora = lora_state_dict_keys(backbone)
     expected = {k: v.shape for k, v in backbone.state_dict().items() if k not in lora}
-    missing = expected.keys() - state_dict.keys()
-    extra = state_dict.keys() - expected.keys()
-    shapes = [
-        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(expected[k])}"
-        for k in sorted(expected.keys() & state_dict.keys())
-        if tuple(state_dict[k].shape) != tuple(expected[k])
-    ]
+    missing, extra, shapes = compare_state_dicts(state_dict, expected)
     problems = []
     if missing:
         problems.append(f"missing from the file: {_few(missing)}")

@@ -7,7 +7,12 @@ import shutil
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from sar_lora_dino.checkpoint.checkpointer import _ADAPTER_SOURCE, _DINOV3_SOURCE, SARCheckpointer
+from sar_lora_dino.checkpoint.checkpointer import (
+    _ADAPTER_SOURCE,
+    _DINOV3_SOURCE,
+    SARCheckpointer,
+    compare_state_dicts,
+)
 from sar_lora_dino.checkpoint.fingerprint import RANDOM_INIT, file_fingerprint, same_weights
 from sar_lora_dino.utils.io import TEMP_PREFIX, atomic_write
 
@@ -236,15 +241,9 @@ class TrainingCheckpointer(SARCheckpointer):
         keys = {
             k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()
         }
-        model_state = self._module().state_dict()
-        expected = set(model_state) - set(info["frozen_keys"] if info else ())
-        missing = expected - set(keys)
-        unexpected = set(keys) - set(model_state)
-        shapes = [
-            f"{k}: file {tuple(keys[k].shape)} vs model {tuple(model_state[k].shape)}"
-            for k in sorted(set(keys) & set(model_state))
-            if hasattr(keys[k], "shape") and tuple(keys[k].shape) != tuple(model_state[k].shape)
-        ]
+        model_shapes = {k: v.shape for k, v in self._module().state_dict().items()}
+        expected = set(model_shapes) - set(info["frozen_keys"] if info else ())
+        missing, unexpected, shapes = compare_state_dicts(keys, model_shapes, expected)
         problems = []
         if shapes:
             problems.append(f"{len(shapes)} shape mismatch(es): {_few(shapes, 5)}")
