@@ -1,91 +1,23 @@
-"""Shared fixtures: tiny ConvNeXt backbones, a tiny detectron2 RetinaNet and DINOv3 layouts."""
+"""Shared fixtures: the tiny config's backbone, a timm reference and the DINOv3 key layouts."""
 
 import re
 
 import pytest
 import timm
 import torch
-from detectron2.layers import ShapeSpec
-from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
-from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
+from _models import tiny_backbone as _tiny_backbone
 
-from sar_lora_dino.modeling import (
-    SARFPN,
-    ConvNeXtBackbone,
-    SARBox2BoxTransform,
-    SARLastLevelP6P7,
-    SARMatcher,
-    SARRetinaNet,
-)
-
-TINY = {"arch": "convnext_small", "depths": (1, 1, 2, 1), "dims": (16, 32, 64, 128)}
-
-
-def build_retinanet(
-    backbone,
-    fpn_channels=32,
-    num_classes=6,
-    num_convs=4,
-    pixel_mean=(123.675, 116.28, 103.53),
-    pixel_std=(58.395, 57.12, 57.375),
-    **switches,
-):
-    """
-    RetinaNet + FPN (P3-P7, P6 from C5) built from our components with the original's anchors
-    and matching; ``switches`` go to :class:`SARRetinaNet` (e.g. ``loss_normalizer="ema"``).
-    """
-    c5 = backbone.output_shape()["res5"].channels
-    fpn = SARFPN(
-        bottom_up=backbone,
-        in_features=["res3", "res4", "res5"],
-        out_channels=fpn_channels,
-        top_block=SARLastLevelP6P7(c5, fpn_channels, in_feature="res5"),
-    )
-    head = RetinaNetHead(
-        input_shape=[ShapeSpec(channels=fpn_channels)] * 5,
-        num_classes=num_classes,
-        num_anchors=9,
-        conv_dims=[fpn_channels] * num_convs,
-    )
-    anchors = DefaultAnchorGenerator(
-        sizes=[[x, x * 2 ** (1 / 3), x * 2 ** (2 / 3)] for x in (32, 64, 128, 256, 512)],
-        aspect_ratios=[0.5, 1.0, 2.0],
-        strides=[8, 16, 32, 64, 128],
-        offset=0.0,
-    )
-    return SARRetinaNet(
-        backbone=fpn,
-        head=head,
-        head_in_features=["p3", "p4", "p5", "p6", "p7"],
-        anchor_generator=anchors,
-        box2box_transform=SARBox2BoxTransform(weights=(1.0, 1.0, 1.0, 1.0)),
-        anchor_matcher=SARMatcher([0.4, 0.5], [0, -1, 1], allow_low_quality_matches=True),
-        num_classes=num_classes,
-        pixel_mean=list(pixel_mean),
-        pixel_std=list(pixel_std),
-        input_format="RGB",
-        **switches,
-    )
+# The timm reference of the checkpoint tests: the tiny config's dims, two blocks in stage 2 so
+# that block indices beyond 0 are converted too.
+TINY = {"arch": "convnext_small", "depths": [1, 1, 2, 1], "dims": [16, 32, 64, 128]}
 
 
 @pytest.fixture
 def tiny_backbone():
-    """Factory: a seeded tiny ConvNeXtBackbone (Linear MLPs); kwargs override."""
+    """Factory: the tiny config's ConvNeXtBackbone with TINY's depths (seeded); kwargs override."""
 
     def make(**kwargs):
-        torch.manual_seed(0)
-        return ConvNeXtBackbone(**{**TINY, **kwargs})
-
-    return make
-
-
-@pytest.fixture
-def tiny_retinanet():
-    """Factory: RetinaNet(FPN(tiny ConvNeXtBackbone)); kwargs go to the backbone."""
-
-    def make(**kwargs):
-        torch.manual_seed(0)
-        return build_retinanet(ConvNeXtBackbone(**{**TINY, **kwargs}))
+        return _tiny_backbone(**{"depths": TINY["depths"], **kwargs})
 
     return make
 

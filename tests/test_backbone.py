@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import build_retinanet
+from _models import tiny_model
 from detectron2.config import get_cfg
 from detectron2.modeling import BACKBONE_REGISTRY, build_backbone
 from detectron2.structures import Boxes, Instances
@@ -71,13 +71,6 @@ def test_convnext_small_trainable_params(kwargs, expected):
         assert sum(p.numel() for p in backbone.parameters()) == 49_453_152
 
 
-@pytest.mark.parametrize("finetune, expected", [("frozen", 9_402_970), ("lora", 11_568_730)])
-def test_retinanet_trainable_params(finetune, expected):
-    with torch.device("meta"):
-        model = build_retinanet(ConvNeXtBackbone(finetune=finetune), fpn_channels=256)
-    assert _trainable(model) == expected
-
-
 def _expected_trainable(backbone):
     """Parameter -> trains?, derived from the module structure independently of the code."""
     wrapped = [m for m in backbone.modules() if isinstance(m, LoRALinear)]
@@ -114,8 +107,8 @@ def _instances(h, w):
         {"finetune": "full"},
     ],
 )
-def test_gradients_reach_exactly_the_intended_params(tiny_retinanet, kwargs):
-    model = tiny_retinanet(**kwargs)
+def test_gradients_reach_exactly_the_intended_params(kwargs):
+    model = tiny_model(bottom_up=kwargs)
     model.train()
     backbone = model.backbone.bottom_up
     batch = [{"image": torch.rand(3, 96, 128) * 255, "instances": _instances(96, 128)}]

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 import torch
-from conftest import to_layout
+from _models import tiny_model
+from conftest import TINY, to_layout
 from detectron2.checkpoint import DetectionCheckpointer
 from safetensors.torch import save_file
 
@@ -22,6 +23,11 @@ LAYOUT_FILES = [
     ("hf", "model.", "model.safetensors", False),
     ("timm", "", "timm.safetensors", False),
 ]
+
+
+def _model(**bottom_up):
+    """The tiny model with the timm reference's depths; ``bottom_up`` overrides the backbone."""
+    return tiny_model(bottom_up={"depths": TINY["depths"], **bottom_up})
 
 
 def _write(path, state_dict, wrap=False):
@@ -41,11 +47,9 @@ def _reference_features(model, x):
 
 
 @pytest.mark.parametrize("layout, prefix, name, wrap", LAYOUT_FILES)
-def test_every_layout_loads_identically(
-    tmp_path, tiny_retinanet, timm_reference, layout, prefix, name, wrap
-):
+def test_every_layout_loads_identically(tmp_path, timm_reference, layout, prefix, name, wrap):
     path = _write(tmp_path / name, to_layout(timm_reference, layout, prefix), wrap)
-    model = tiny_retinanet(finetune="lora")
+    model = _model(finetune="lora")
     lora_before = {k: v.clone() for k, v in model.state_dict().items() if "lora_" in k}
     SARCheckpointer(model).load(path)
 
@@ -61,8 +65,9 @@ def test_every_layout_loads_identically(
     with torch.no_grad():
         ours = backbone(x)
         ref = _reference_features(timm_reference, x)
-    for i, feat in enumerate(ref):
-        torch.testing.assert_close(ours[f"res{i + 2}"], feat, rtol=1e-5, atol=1e-5)
+    assert list(ours) == ["res3", "res4", "res5"]  # the FPN's inputs; res2 feeds res3
+    for i, feat in enumerate(ref[1:]):
+        torch.testing.assert_close(ours[f"res{i + 3}"], feat, rtol=1e-5, atol=1e-5)
 
 
 def test_load_backbone_weights(tmp_path, tiny_backbone, timm_reference):
@@ -73,35 +78,35 @@ def test_load_backbone_weights(tmp_path, tiny_backbone, timm_reference):
     assert torch.equal(backbone.stem[0].weight, timm_reference.stem[0].weight)
 
 
-def test_detectron2_checkpoint_roundtrip(tmp_path, tiny_retinanet):
-    model = tiny_retinanet(finetune="lora")
+def test_detectron2_checkpoint_roundtrip(tmp_path):
+    model = _model(finetune="lora")
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p))
     SARCheckpointer(model, save_dir=str(tmp_path)).save("model_final", iteration=7)
-    fresh = tiny_retinanet(finetune="lora")
+    fresh = _model(finetune="lora")
     extra = SARCheckpointer(fresh).load(str(tmp_path / "model_final.pth"))
     assert extra["iteration"] == 7
     for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
         assert torch.equal(a, b), k
 
 
-def test_random_dict_is_rejected_with_formats(tmp_path, tiny_retinanet):
+def test_random_dict_is_rejected_with_formats(tmp_path):
     path = _write(tmp_path / "random.pth", {"foo.weight": torch.zeros(3), "bar": torch.ones(1)})
     with pytest.raises(ValueError, match=r"random\.pth: unrecognised.*foo\.weight.*DINOv3"):
-        SARCheckpointer(tiny_retinanet()).load(path)
+        SARCheckpointer(_model()).load(path)
     path = _write(tmp_path / "nested.pth", {"meta": {"a": 1}})
     with pytest.raises(ValueError, match=r"nested\.pth.*'model' or 'state_dict'.*Accepted"):
-        SARCheckpointer(tiny_retinanet()).load(path)
+        SARCheckpointer(_model()).load(path)
 
 
-def test_truncated_file_names_the_file(tmp_path, tiny_retinanet, timm_reference):
+def test_truncated_file_names_the_file(tmp_path, timm_reference):
     path = _write(tmp_path / "cut.pth", to_layout(timm_reference, "official"))
     data = open(path, "rb").read()
     with open(path, "wb") as f:
         f.write(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"Cannot read checkpoint file .*cut\.pth"):
-        SARCheckpointer(tiny_retinanet()).load(path)
+        SARCheckpointer(_model()).load(path)
 
 
 def test_missing_and_leftover_keys_are_named(tmp_path, timm_reference):
@@ -117,18 +122,18 @@ def test_missing_and_leftover_keys_are_named(tmp_path, timm_reference):
         load_dinov3_file(path)
 
 
-def test_wrong_variant_fails_on_the_model(tmp_path, tiny_retinanet, timm_reference):
+def test_wrong_variant_fails_on_the_model(tmp_path, timm_reference):
     path = _write(tmp_path / "w.safetensors", to_layout(timm_reference, "timm"))
     with pytest.raises(ValueError, match=r"w\.safetensors does not fit.*shape mismatch"):
-        SARCheckpointer(tiny_retinanet(dims=(16, 32, 64, 96))).load(path)
+        SARCheckpointer(_model(dims=(16, 32, 64, 96))).load(path)
     with pytest.raises(ValueError, match=r"missing from the file.*stages\.2\.blocks\.2"):
-        SARCheckpointer(tiny_retinanet(depths=(1, 1, 3, 1))).load(path)
+        SARCheckpointer(_model(depths=(1, 1, 3, 1))).load(path)
 
 
-def test_mmdet_checkpoint_goes_through_the_real_converter(tmp_path, tiny_retinanet):
+def test_mmdet_checkpoint_goes_through_the_real_converter(tmp_path):
     from sar_lora_dino.checkpoint.mmdet import convert_d2_state_dict_to_mmdet
 
-    model = tiny_retinanet(finetune="lora")
+    model = _model(finetune="lora")
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p))
@@ -136,13 +141,13 @@ def test_mmdet_checkpoint_goes_through_the_real_converter(tmp_path, tiny_retinan
     mm = convert_d2_state_dict_to_mmdet(target)
     assert "bbox_head.retina_cls.weight" in mm and "head.cls_score.weight" not in mm
     path = _write(tmp_path / "mmdet.pth", {"meta": {"epoch": 12}, "state_dict": mm})
-    fresh = tiny_retinanet(finetune="lora")
+    fresh = _model(finetune="lora")
     SARCheckpointer(fresh).load(path)
     for key, value in fresh.state_dict().items():
         assert torch.equal(value, target[key]), key
 
 
-def test_convert_tool_roundtrip(tmp_path, tiny_retinanet, timm_reference):
+def test_convert_tool_roundtrip(tmp_path, timm_reference):
     src = _write(tmp_path / "hf.bin", to_layout(timm_reference, "hf", "model."))
     dst = str(tmp_path / "d2.pth")
     convert_dinov3_to_d2.main([src, dst])
@@ -150,7 +155,7 @@ def test_convert_tool_roundtrip(tmp_path, tiny_retinanet, timm_reference):
     assert data["matching_heuristics"] is False and "__author__" in data
     assert all(k.startswith("backbone.bottom_up.") for k in data["model"])
     for loader in (DetectionCheckpointer, SARCheckpointer):
-        model = tiny_retinanet(finetune="lora")
+        model = _model(finetune="lora")
         loader(model).load(dst)
         loaded = model.backbone.bottom_up.stages[2].blocks[1].gamma
         assert torch.equal(loaded, timm_reference.stages[2].blocks[1].gamma)
@@ -166,18 +171,18 @@ class _RunsCode:
         return (os.system, ("touch pwned",))
 
 
-def test_text_file_and_code_running_pickle_are_refused(tmp_path, tiny_retinanet):
+def test_text_file_and_code_running_pickle_are_refused(tmp_path):
     text = tmp_path / "weights.pth"
     text.write_text("this is not a checkpoint\n")
     with pytest.raises(ValueError, match=r"Cannot read checkpoint file .*weights\.pth"):
-        SARCheckpointer(tiny_retinanet()).load(str(text))
+        SARCheckpointer(_model()).load(str(text))
     evil = tmp_path / "evil.pth"
     torch.save({"model": _RunsCode()}, str(evil))
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
         with pytest.raises(ValueError, match=r"(?s)evil\.pth.*posix.system"):
-            SARCheckpointer(tiny_retinanet()).load(str(evil))
+            SARCheckpointer(_model()).load(str(evil))
     finally:
         os.chdir(cwd)
     assert not (tmp_path / "pwned").exists()

@@ -2,16 +2,19 @@
 
 import os
 
-import detectron2.data.transforms as T
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sar_lora_dino.data import SARDatasetMapper
+from sar_lora_dino.data.transforms import SARResize
 
 
 def _mapper():
-    return SARDatasetMapper(is_train=True, augmentations=[T.Resize((64, 64))], image_format="RGB")
+    return SARDatasetMapper(
+        is_train=True, augmentations=[SARResize(scale=(64, 48))], image_format="RGB"
+    )
 
 
 def test_grayscale_image_becomes_three_channel_rgb(tmp_path):
@@ -22,7 +25,8 @@ def test_grayscale_image_becomes_three_channel_rgb(tmp_path):
     out = _mapper()(
         {"file_name": str(path), "height": 40, "width": 50, "image_id": 1, "annotations": []}
     )
-    assert tuple(out["image"].shape) == (3, 64, 64)
+    assert tuple(out["image"].shape) == (3, 48, 64)  # (w, h) = (64, 48)
+    assert torch.equal(out["image"][0], out["image"][2]) and int(out["image"].max()) == 200
 
 
 def test_truncated_image_names_file_and_split(tmp_path):

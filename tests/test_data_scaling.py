@@ -3,7 +3,6 @@
 import os
 
 import cv2
-import detectron2.data.transforms as T
 import numpy as np
 import pytest
 import torch
@@ -15,6 +14,7 @@ from sar_lora_dino.data import SARDatasetMapper, make_synthetic_sardet
 from sar_lora_dino.data.check import check_sardet_root, format_report
 from sar_lora_dino.data.image_io import ImageReadError, read_image, read_raw
 from sar_lora_dino.data.scaling import apply_scaling, parse_scaling, scaling_bounds
+from sar_lora_dino.data.transforms import SARResize
 
 
 def _tifffile():
@@ -129,7 +129,7 @@ def _record(path, h, w):
 
 def test_mapper_8bit_path_is_the_stock_one_and_16bit_is_scaled(tmp_path):
     grey = _grey(tmp_path)
-    augs = [T.Resize((64, 64))]
+    augs = [SARResize(scale=(64, 48))]
     ours = SARDatasetMapper(is_train=False, augmentations=augs, image_format="RGB")
     stock = DatasetMapper(is_train=False, augmentations=augs, image_format="RGB")
     a, b = ours(_record(grey, 40, 50)), stock(_record(grey, 40, 50))

@@ -4,9 +4,12 @@ import math
 
 import pytest
 import torch
-from _fidelity_models import TinyBottomUp
+from _models import tiny_backbone, tiny_model
 
-from sar_lora_dino.modeling.fpn import SARFPN, SARLastLevelP6P7
+from sar_lora_dino.modeling.fpn import SARLastLevelP6P7
+
+# 16 -> 64 channels on the P3 lateral and 48 -> 64 on P6 make the two inits' bounds differ.
+DIMS = [8, 16, 32, 48]
 
 
 def test_p7_is_conv_of_p6_without_relu():
@@ -23,15 +26,8 @@ def test_p7_is_conv_of_p6_without_relu():
 
 
 def _build_fpn(init):
-    torch.manual_seed(0)
-    # 8 -> 64 channels makes the two inits' bounds clearly different on laterals and P6.
-    return SARFPN(
-        bottom_up=TinyBottomUp(channels=8),
-        in_features=["res3", "res4", "res5"],
-        out_channels=64,
-        top_block=SARLastLevelP6P7(8, 64, in_feature="res5"),
-        init=init,
-    )
+    overrides = {"backbone.out_channels": 64, "backbone.init": init}
+    return tiny_model(bottom_up={"dims": DIMS}, overrides=overrides).backbone
 
 
 def _xavier_bound(conv):
@@ -49,8 +45,9 @@ def test_fpn_convs_are_xavier_uniform():
         w = conv.weight.detach().abs()
         assert w.max() <= bound and w.max() > 0.9 * bound
         assert torch.count_nonzero(conv.bias) == 0
-    # the backbone is left alone
-    assert fpn.bottom_up.c3.weight.abs().max() > 0
+    # the backbone is left alone: the same weights as the backbone built alone from the seed
+    alone = tiny_backbone(dims=DIMS).state_dict()
+    assert all(torch.equal(v, alone[k]) for k, v in fpn.bottom_up.state_dict().items())
 
 
 def test_fpn_c2_xavier_keeps_detectron2_init():

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from _fidelity_models import tiny_retinanet
+from _models import tiny_model
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
@@ -39,8 +39,8 @@ def _positives_per_image(model, batch):
 
 def test_losses_divide_by_the_batch_positive_count():
     batch = _batch()
-    model = tiny_retinanet().train()
-    ema = tiny_retinanet(loss_normalizer="ema").train()
+    model = tiny_model().train()
+    ema = tiny_model(loss_normalizer="ema").train()
     pos = _positives_per_image(model, batch)
     assert pos[0] > 0 and pos[1] == 0
     batch_norm = pos[0] + 1  # each image counts at least 1, as the original's avg_factor
@@ -53,18 +53,18 @@ def test_losses_divide_by_the_batch_positive_count():
 
 def test_resume_does_not_change_the_normaliser():
     batch = _batch()
-    trained = tiny_retinanet().train()
+    trained = tiny_model().train()
     for _ in range(3):  # what a run has seen before it was checkpointed
         _losses(trained, batch)
-    resumed = tiny_retinanet(loss_normalizer="batch").train()
+    resumed = tiny_model(loss_normalizer="batch").train()
     resumed.load_state_dict(copy.deepcopy(trained.state_dict()))
     a, b = _losses(trained, batch), _losses(resumed, batch)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
-    trained_ema = tiny_retinanet(loss_normalizer="ema").train()
+    trained_ema = tiny_model(loss_normalizer="ema").train()
     for _ in range(3):
         _losses(trained_ema, batch)
-    fresh_ema = tiny_retinanet(loss_normalizer="ema").train()
+    fresh_ema = tiny_model(loss_normalizer="ema").train()
     assert not torch.equal(
         _losses(trained_ema, batch)["loss_cls"], _losses(fresh_ema, batch)["loss_cls"]
     )
@@ -82,10 +82,10 @@ def _infer(model, boxes, scores, image_size=(100, 100)):
 def test_box_crossing_the_border_is_clipped_before_nms():
     inside = [0.0, 10.0, 40.0, 50.0]
     crossing = [-60.0, 10.0, 40.0, 50.0]  # IoU 0.4 with `inside`; 1.0 once clipped
-    original = _infer(tiny_retinanet().eval(), [inside, crossing], [0.9, 0.8])
+    original = _infer(tiny_model().eval(), [inside, crossing], [0.9, 0.8])
     assert len(original) == 1 and original.scores.tolist() == pytest.approx([0.9])
     d2 = _infer(
-        tiny_retinanet(clip_before_nms=False, drop_empty_before_nms=False).eval(),
+        tiny_model(clip_before_nms=False, drop_empty_before_nms=False).eval(),
         [inside, crossing],
         [0.9, 0.8],
     )
@@ -95,13 +95,13 @@ def test_box_crossing_the_border_is_clipped_before_nms():
 def test_zero_area_boxes_never_reach_the_top_k():
     outside = [-50.0, 0.0, -10.0, 40.0]  # zero width once clipped
     boxes = [outside, [0.0, 0.0, 20.0, 20.0], [50.0, 50.0, 90.0, 90.0]]
-    model = tiny_retinanet().eval()
+    model = tiny_model().eval()
     model.max_detections_per_image = 2
     kept = _infer(model, boxes, [0.95, 0.9, 0.8])
     assert len(kept) == 2 and kept.pred_boxes.nonempty().all()
     assert kept.scores.tolist() == pytest.approx([0.9, 0.8])
 
-    d2 = tiny_retinanet(clip_before_nms=False, drop_empty_before_nms=False).eval()
+    d2 = tiny_model(clip_before_nms=False, drop_empty_before_nms=False).eval()
     d2.max_detections_per_image = 2
     kept_d2 = _infer(d2, boxes, [0.95, 0.9, 0.8])
     kept_d2.pred_boxes.clip((100, 100))  # what detector_postprocess then does
@@ -109,7 +109,7 @@ def test_zero_area_boxes_never_reach_the_top_k():
 
 
 def test_full_forward_in_eval_mode():
-    model = tiny_retinanet().eval()
+    model = tiny_model().eval()
     model.test_score_thresh = 0.0
     batch = [{"image": torch.rand(3, 61, 77) * 255, "height": 122, "width": 154}]
     with torch.no_grad():
@@ -122,4 +122,4 @@ def test_full_forward_in_eval_mode():
 
 def test_unknown_normaliser_is_named():
     with pytest.raises(ValueError, match="loss_normalizer"):
-        tiny_retinanet(loss_normalizer="mean")
+        tiny_model(loss_normalizer="mean")

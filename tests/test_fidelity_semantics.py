@@ -5,20 +5,10 @@ import os
 import re
 
 import pytest
-from _fidelity_models import TinyBottomUp
-from detectron2.config import LazyCall as L
+from _models import tiny_config
 from detectron2.config import instantiate
-from detectron2.layers import ShapeSpec
-from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
-from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
-from omegaconf import OmegaConf
 
 from sar_lora_dino.data.filtering import get_sardet_train_dicts
-from sar_lora_dino.data.transforms import SARResize
-from sar_lora_dino.modeling.box_transform import SARBox2BoxTransform
-from sar_lora_dino.modeling.fpn import SARFPN, SARLastLevelP6P7
-from sar_lora_dino.modeling.matcher import SARMatcher
-from sar_lora_dino.modeling.retinanet import SARRetinaNet
 from sar_lora_dino.semantics import DIFFERENCES, readme_switch, set_semantics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,35 +18,16 @@ MODEL_FIELDS = [
 
 
 def _config():
-    model = L(SARRetinaNet)(
-        backbone=L(SARFPN)(
-            bottom_up=L(TinyBottomUp)(),
-            in_features=["res3", "res4", "res5"],
-            out_channels=16,
-            top_block=L(SARLastLevelP6P7)(in_channels=8, out_channels=16),
-        ),
-        head=L(RetinaNetHead)(
-            input_shape=[ShapeSpec(channels=16)] * 5, num_classes=2, conv_dims=[16], num_anchors=9
-        ),
-        head_in_features=["p3", "p4", "p5", "p6", "p7"],
-        anchor_generator=L(DefaultAnchorGenerator)(
-            sizes=[[x, x * 2 ** (1 / 3), x * 2 ** (2 / 3)] for x in [32, 64, 128, 256, 512]],
-            aspect_ratios=[0.5, 1.0, 2.0],
-            strides=[8, 16, 32, 64, 128],
-        ),
-        box2box_transform=L(SARBox2BoxTransform)(weights=[1.0, 1.0, 1.0, 1.0]),
-        anchor_matcher=L(SARMatcher)(thresholds=[0.4, 0.5], labels=[0, -1, 1]),
-        num_classes=2,
-        pixel_mean=[0.0, 0.0, 0.0],
-        pixel_std=[1.0, 1.0, 1.0],
-    )
-    dataloader = OmegaConf.create()
-    dataloader.train = dict(
-        dataset=L(get_sardet_train_dicts)(names="x"),
-        mapper=dict(augmentations=[L(SARResize)(scale=[64, 48])]),
-    )
-    dataloader.test = dict(mapper=dict(augmentations=[L(SARResize)(scale=[64, 48])]))
-    return model, dataloader
+    """The tiny config's model and dataloader: the shipped wiring of every switch."""
+    cfg = tiny_config()
+    return cfg.model, cfg.dataloader
+
+
+def _is_set(cfg, field):
+    *parents, leaf = field.split(".")
+    for name in parents:
+        cfg = cfg[name]
+    return leaf in cfg
 
 
 def _switches(model):
@@ -117,6 +88,9 @@ def test_one_switch_sets_every_item(semantics):
 
 def test_component_defaults_are_the_original():
     model_cfg, data_cfg = _config()
+    # the shipped config leaves every switch to our components' defaults
+    assert not [f for f in MODEL_FIELDS if _is_set(model_cfg, f)]
+    assert all("backend" not in data_cfg[s].mapper.augmentations[0] for s in ("train", "test"))
     assert _switches(instantiate(model_cfg)) == EXPECTED["original"]
     assert _data_switches(data_cfg)[0] == ["opencv", "opencv"]
     default = inspect.signature(get_sardet_train_dicts).parameters["filter_mode"].default
