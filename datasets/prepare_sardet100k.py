@@ -14,6 +14,7 @@ from sar_lora_dino.data.check import (
 )
 from sar_lora_dino.data.sardet import get_sardet100k_root
 from sar_lora_dino.data.scaling import SCALING_HELP
+from sar_lora_dino.utils.io import atomic_write
 
 
 def main(argv=None):
@@ -70,8 +71,7 @@ def main(argv=None):
     )
     print(format_report(report))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
+        atomic_write(args.json, lambda f: json.dump(report, f, indent=1), mode="w")
     return 1 if report["problems"] else 0
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import random
 import shutil
+import sys
 from multiprocessing import Pool
 
 from PIL import Image
@@ -168,7 +169,7 @@ def check_sardet_root(
     expected=PUBLISHED_COUNTS,
     full_decode=True,
     workers=1,
-    progress=True,
+    progress=None,
     scaling="none",
 ):
     """
@@ -181,7 +182,7 @@ def check_sardet_root(
             comparison (subsets, synthetic sets).
         full_decode (bool): decode every image (finds truncated files); False only reads headers.
         workers (int): processes reading images.
-        progress (bool): show a progress bar.
+        progress (bool or None): progress bars; None shows them when stderr is a terminal.
         scaling (str): the ``dataloader.scaling`` training will use; images beyond 8 bits
             (16-bit, float) are reported with what it does to them, and as problems when it
             cannot use them.
@@ -191,6 +192,7 @@ def check_sardet_root(
         copy is usable.
     """
     scaling = str(parse_scaling(scaling))
+    progress = sys.stderr.isatty() if progress is None else progress
     report = {"root": root, "splits": {}, "problems": [], "scaling": scaling}
     if not os.path.isdir(root):
         report["problems"].append(f"{root}: dataset root not found (set SARDET100K_ROOT)")
@@ -253,7 +255,7 @@ def format_report(report):
     return "\n".join(lines)
 
 
-def write_subset(root, output, num_images, splits=("train", "val"), seed=0):
+def write_subset(root, output, num_images, splits=("train", "val"), seed=0, progress=None):
     """
     Write a smaller copy of a root with the same layout (for smoke runs). Images are picked at
     random among those present on disk, annotations follow their images, the JSON keeps the
@@ -265,11 +267,13 @@ def write_subset(root, output, num_images, splits=("train", "val"), seed=0):
         num_images (int or dict): images per split, or ``{split: count}``.
         splits (Iterable[str]): splits to copy.
         seed (int): which images are picked.
+        progress (bool or None): progress bars; None shows them when stderr is a terminal.
 
     Returns:
         dict: ``{split: {"images": int, "boxes": int}}``.
     """
     output = os.path.abspath(output)
+    progress = sys.stderr.isatty() if progress is None else progress
     if os.path.exists(output):
         raise FileExistsError(f"'{output}' exists; choose another --out.")
     summary = {}
@@ -290,7 +294,7 @@ def write_subset(root, output, num_images, splits=("train", "val"), seed=0):
             ids = {im["id"] for im in picked}
             dst_dir = os.path.join(tmp, "JPEGImages", split)
             os.makedirs(dst_dir)
-            for im in tqdm(picked, desc=f"{split}: copying", leave=False):
+            for im in tqdm(picked, desc=f"{split}: copying", leave=False, disable=not progress):
                 shutil.copy2(os.path.join(src_dir, im["file_name"]), dst_dir)
             data["images"] = picked
             data["annotations"] = [a for a in data.get("annotations", []) if a["image_id"] in ids]
