@@ -5,29 +5,22 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
 from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 
-# Importing the package registers our backbone and datasets, so this config also works under
-# detectron2's stock tools/lazyconfig_train_net.py.
 from sar_lora_dino.data.sardet import SARDET100K_CATEGORIES
 from sar_lora_dino.modeling import (
     SARFPN,
-    ConvNeXtBackbone,
     SARBox2BoxTransform,
     SARLastLevelP6P7,
     SARMatcher,
     SARRetinaNet,
 )
 
-# Everything coupled to the backbone lives here: ConvNeXt-S gives res3-res5 with 192/384/768
-# channels; DINOv3 and the ImageNet ConvNeXt both expect RGB with ImageNet mean/std (0-255 scale).
+from .convnext import PIXEL_MEAN, PIXEL_STD, backbone
+
 # Our components default to the original's arithmetic where it differs from detectron2's
 # (sar_lora_dino.semantics.DIFFERENCES; set_semantics(model, dataloader, "detectron2") flips it).
 model = L(SARRetinaNet)(
     backbone=L(SARFPN)(
-        bottom_up=L(ConvNeXtBackbone)(
-            arch="convnext_small",
-            out_features=["res3", "res4", "res5"],
-            finetune="frozen",
-        ),
+        bottom_up=backbone,
         in_features=["res3", "res4", "res5"],
         out_channels=256,
         # P6 from C5 (the 768-channel input, as the original's add_extra_convs="on_input").
@@ -64,7 +57,7 @@ model = L(SARRetinaNet)(
     test_topk_candidates=1000,
     test_nms_thresh=0.5,
     max_detections_per_image=100,
-    pixel_mean=[123.675, 116.28, 103.53],
-    pixel_std=[58.395, 57.12, 57.375],
+    pixel_mean=PIXEL_MEAN,
+    pixel_std=PIXEL_STD,
     input_format="RGB",
 )

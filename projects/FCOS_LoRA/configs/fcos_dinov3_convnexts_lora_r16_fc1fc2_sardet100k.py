@@ -1,16 +1,14 @@
 """FCOS, LoRA r16 on mlp.fc1 + mlp.fc2 of every block of a frozen DINOv3 ConvNeXt-S."""
 
-from ....configs.common.data.sardet100k import dataloader
-from ....configs.common.optim import optimizer
-from ....configs.common.schedule_1x import lr_multiplier, train
-from .common.fcos_convnext_fpn import model
+from .fcos_dinov3_convnexts_linear_sardet100k import (
+    dataloader,
+    lr_multiplier,
+    model,
+    optimizer,
+    train,
+)
 
 model.backbone.bottom_up.finetune = "lora"
 model.backbone.bottom_up.lora_r = 16
 model.backbone.bottom_up.lora_alpha = 32
 model.backbone.bottom_up.lora_targets = ["mlp.fc1", "mlp.fc2"]
-model.backbone.bottom_up.trainable_stages = []
-
-# detectron2's FCOS cannot label an image without boxes (its matcher reduces over zero boxes and
-# fails), so training images left without a usable box are dropped, as detectron2 does.
-dataloader.train.dataset.filter_mode = "detectron2"

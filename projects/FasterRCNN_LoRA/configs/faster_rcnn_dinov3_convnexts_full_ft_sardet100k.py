@@ -1,6 +1,6 @@
 """Faster R-CNN with the whole DINOv3 ConvNeXt-S backbone fine-tuned, no LoRA."""
 
-from .faster_rcnn_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
+from .faster_rcnn_dinov3_convnexts_linear_sardet100k import (
     dataloader,
     lr_multiplier,
     model,

@@ -1,11 +1,8 @@
 """Faster R-CNN on a frozen DINOv3 ConvNeXt-S: only FPN, RPN and box head train."""
 
-from .faster_rcnn_dinov3_convnexts_lora_r16_fc1fc2_sardet100k import (
-    dataloader,
-    lr_multiplier,
-    model,
-    optimizer,
-    train,
-)
+from ....configs.common.data.sardet100k import dataloader
+from ....configs.common.optim import optimizer
+from ....configs.common.schedule_1x import lr_multiplier, train
+from .common.faster_rcnn_convnext_fpn import model
 
-model.backbone.bottom_up.finetune = "frozen"
+# the common backbone is frozen (finetune="frozen")

@@ -1,4 +1,4 @@
-"""FCOS (anchor-free) + FPN (P3-P7) on a LoRA-injected ConvNeXt-S, as detectron2's stock FCOS."""
+"""FCOS (anchor-free) + FPN (P3-P7) on the frozen ConvNeXt-S, as detectron2's stock FCOS."""
 
 from detectron2.config import LazyCall as L
 from detectron2.layers import ShapeSpec
@@ -6,35 +6,24 @@ from detectron2.modeling.backbone import FPN
 from detectron2.modeling.backbone.fpn import LastLevelP6P7
 from detectron2.modeling.meta_arch.fcos import FCOS, FCOSHead
 
-# Importing the package registers our backbone and datasets (stock detectron2 tools too).
 from sar_lora_dino.data.sardet import SARDET100K_CATEGORIES
-from sar_lora_dino.modeling import ConvNeXtBackbone
 from sar_lora_dino.modeling.norm import group_norm_32
 
-# detectron2's model_zoo common/models/fcos.py. Coupled to the backbone, all here: ConvNeXt-S
-# res3-res5 have 192/384/768 channels; DINOv3 (and ImageNet ConvNeXt) expect RGB with ImageNet
-# mean/std on the 0-255 scale (the data's image_format is RGB).
+from .....configs.common.models.convnext import PIXEL_MEAN, PIXEL_STD, backbone
+
+# detectron2's model_zoo common/models/fcos.py on the library's backbone (res3-res5) and input.
 model = L(FCOS)(
     backbone=L(FPN)(
-        bottom_up=L(ConvNeXtBackbone)(
-            arch="convnext_small",
-            out_features=["res3", "res4", "res5"],
-            drop_path_rate=0.0,
-            use_checkpoint=False,
-            finetune="lora",
-            lora_r=16,
-            lora_alpha=32,
-            lora_dropout=0.0,
-            lora_targets=["mlp.fc1", "mlp.fc2"],
-            trainable_stages=[],
-        ),
+        bottom_up=backbone,
         in_features="${.bottom_up.out_features}",
         out_channels=256,
         # P6 = conv(P5), P7 = conv(relu(P6)): FCOS computes P6/P7 from P5, not from C5
-        top_block=L(LastLevelP6P7)(in_channels=256, out_channels=256, in_feature="p5"),
+        top_block=L(LastLevelP6P7)(
+            in_channels="${..out_channels}", out_channels="${..out_channels}", in_feature="p5"
+        ),
     ),
     head=L(FCOSHead)(
-        input_shape=[ShapeSpec(channels=256)] * 5,
+        input_shape=[L(ShapeSpec)(channels="${....backbone.out_channels}")] * 5,
         conv_dims=[256, 256, 256, 256],
         num_classes="${..num_classes}",
         prior_prob=0.01,
@@ -51,6 +40,6 @@ model = L(FCOS)(
     test_topk_candidates=1000,
     test_nms_thresh=0.6,
     max_detections_per_image=100,
-    pixel_mean=[123.675, 116.28, 103.53],
-    pixel_std=[58.395, 57.12, 57.375],
+    pixel_mean=PIXEL_MEAN,
+    pixel_std=PIXEL_STD,
 )

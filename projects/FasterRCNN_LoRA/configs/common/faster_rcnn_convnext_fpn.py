@@ -12,34 +12,22 @@ from detectron2.modeling.poolers import ROIPooler
 from detectron2.modeling.proposal_generator import RPN, StandardRPNHead
 from detectron2.modeling.roi_heads import FastRCNNConvFCHead, FastRCNNOutputLayers, StandardROIHeads
 
-# Importing the package registers our backbone and datasets (stock detectron2 tools too).
 from sar_lora_dino.data.sardet import SARDET100K_CATEGORIES
-from sar_lora_dino.modeling import ConvNeXtBackbone
 
-# detectron2's model_zoo common/models/mask_rcnn_fpn.py without the mask branch. Coupled to the
-# backbone, all here: ConvNeXt-S res2-res5 have 96/192/384/768 channels; DINOv3 (and ImageNet
-# ConvNeXt) expect RGB with ImageNet mean/std on the 0-255 scale (the data's image_format is RGB).
+from .....configs.common.models.convnext import PIXEL_MEAN, PIXEL_STD, backbone
+
+# detectron2's model_zoo common/models/mask_rcnn_fpn.py without the mask branch, on the library's
+# backbone and input; the FPN reads res2-res5 (96/192/384/768 channels).
 model = L(GeneralizedRCNN)(
     backbone=L(FPN)(
-        bottom_up=L(ConvNeXtBackbone)(
-            arch="convnext_small",
-            out_features=["res2", "res3", "res4", "res5"],
-            drop_path_rate=0.0,
-            use_checkpoint=False,
-            finetune="lora",
-            lora_r=16,
-            lora_alpha=32,
-            lora_dropout=0.0,
-            lora_targets=["mlp.fc1", "mlp.fc2"],
-            trainable_stages=[],
-        ),
+        bottom_up=backbone,
         in_features="${.bottom_up.out_features}",
         out_channels=256,
         top_block=L(LastLevelMaxPool)(),  # P6 = max-pool(P5), for the RPN only
     ),
     proposal_generator=L(RPN)(
         in_features=["p2", "p3", "p4", "p5", "p6"],
-        head=L(StandardRPNHead)(in_channels=256, num_anchors=3),
+        head=L(StandardRPNHead)(in_channels="${...backbone.out_channels}", num_anchors=3),
         # one size per level (32..512 at strides 4..64), ratios 0.5/1/2
         anchor_generator=L(DefaultAnchorGenerator)(
             sizes=[[32], [64], [128], [256], [512]],
@@ -72,7 +60,7 @@ model = L(GeneralizedRCNN)(
             pooler_type="ROIAlignV2",  # torchvision's roi_align, aligned=True
         ),
         box_head=L(FastRCNNConvFCHead)(
-            input_shape=ShapeSpec(channels=256, height=7, width=7),
+            input_shape=L(ShapeSpec)(channels="${....backbone.out_channels}", height=7, width=7),
             conv_dims=[],
             fc_dims=[1024, 1024],
         ),
@@ -85,7 +73,8 @@ model = L(GeneralizedRCNN)(
             num_classes="${..num_classes}",
         ),
     ),
-    pixel_mean=[123.675, 116.28, 103.53],
-    pixel_std=[58.395, 57.12, 57.375],
+    pixel_mean=PIXEL_MEAN,
+    pixel_std=PIXEL_STD,
     input_format="RGB",
 )
+model.backbone.bottom_up.out_features = ["res2", "res3", "res4", "res5"]
