@@ -3,7 +3,7 @@
 from .adapter import export_adapter
 from .config_io import config_from_yaml, config_to_yaml, save_config
 from .merged import export_merged, merged_config
-from .model import load_trained_model, resolve_run
+from .model import build_trained_model, find_run_files, load_trained_model
 from .peft import export_peft, peft_adapter_config, peft_state_dict
 
 __all__ = [
@@ -12,10 +12,11 @@ __all__ = [
     "export_adapter",
     "export_merged",
     "export_peft",
+    "find_run_files",
+    "build_trained_model",
     "load_trained_model",
     "merged_config",
     "peft_adapter_config",
     "peft_state_dict",
-    "resolve_run",
     "save_config",
 ]

@@ -8,7 +8,7 @@ import sys
 from .adapter import export_adapter
 from .config_io import config_to_yaml
 from .merged import export_merged, merged_config
-from .model import load_trained_model, resolve_run
+from .model import find_run_files, load_trained_model
 from .onnx import export_onnx, input_size
 from .peft import export_peft
 
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     if args.run:
         if config_file or weights:
             sys.exit("error: --run replaces --config-file and --weights; give one or the other")
-        config_file, weights = resolve_run(args.run)
+        config_file, weights = find_run_files(args.run)
     cfg, model = load_trained_model(config_file or None, weights, args.opts)
     if args.adapter:
         export_adapter(cfg, model, args.adapter)

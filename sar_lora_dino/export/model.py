@@ -1,4 +1,4 @@
-"""Build a trained detector from a config and weights, or a run folder, for export."""
+"""A trained detector from a config and weights, or a run folder, for export and inference."""
 
 import logging
 import os
@@ -9,30 +9,76 @@ from detectron2.config import instantiate
 from ..checkpoint.adapter import is_adapter_file, read_adapter_metadata
 from ..checkpoint.checkpointer import SARCheckpointer
 
-__all__ = ["resolve_run", "load_trained_model"]
+__all__ = ["build_trained_model", "find_run_files", "load_trained_model"]
 
 logger = logging.getLogger(__name__)
 
-RUN_CONFIG = "config.yaml"
-RUN_WEIGHTS = "model_best.pth"
+_RUN_WEIGHTS = ("model_best.pth", "model_final.pth")
 
 
-def resolve_run(run_dir: str) -> Tuple[str, str]:
+def find_run_files(run_dir: str) -> Tuple[str, str]:
     """
     Args:
         run_dir (str): a training output folder.
 
     Returns:
-        tuple[str, str]: its ``config.yaml`` and ``model_best.pth``.
+        tuple[str, str]: its ``config.yaml`` and its weights: ``model_best.pth``, else
+        ``model_final.pth``, else the file named in ``last_checkpoint``.
     """
-    paths = tuple(os.path.join(run_dir, name) for name in (RUN_CONFIG, RUN_WEIGHTS))
-    missing = [p for p in paths if not os.path.isfile(p)]
+    config = os.path.join(run_dir, "config.yaml")
+    if not os.path.isfile(config):
+        raise FileNotFoundError(f"--run {run_dir}: no config.yaml; is it a training output folder?")
+    candidates = [os.path.join(run_dir, name) for name in _RUN_WEIGHTS]
+    last = os.path.join(run_dir, "last_checkpoint")
+    if os.path.isfile(last):
+        with open(last) as f:
+            candidates.append(os.path.join(run_dir, f.read().strip()))
+    for path in candidates:
+        if os.path.isfile(path):
+            return config, path
+    raise FileNotFoundError(
+        f"--run {run_dir}: no weights (looked for {', '.join(_RUN_WEIGHTS)} and last_checkpoint)"
+    )
+
+
+class _RecordingCheckpointer(SARCheckpointer):
+    """SARCheckpointer that keeps what did not match, so partial weights can be refused."""
+
+    incompatible = None
+
+    def _load_model(self, checkpoint):
+        self.incompatible = super()._load_model(checkpoint)
+        return self.incompatible
+
+
+def build_trained_model(cfg, weights: str, device: str = "cpu"):
+    """
+    Build ``cfg.model`` in eval mode and load ``weights`` with :class:`SARCheckpointer` (any
+    format it reads; an adapter loads over ``train.init_checkpoint`` or the base it records).
+
+    Args:
+        cfg (DictConfig): the run's config.
+        weights (str): checkpoint or adapter file; one that lacks tensors of the model is refused.
+        device (str): where to build the model.
+
+    Returns:
+        nn.Module
+    """
+    if not weights or not os.path.isfile(weights):
+        raise FileNotFoundError(f"--weights: no such file {weights!r}")
+    model = instantiate(cfg.model).to(device).eval()
+    checkpointer = _RecordingCheckpointer(
+        model, base_checkpoint=cfg.train.get("init_checkpoint") or None
+    )
+    checkpointer.load(weights, checkpointables=[])
+    missing = list(getattr(checkpointer.incompatible, "missing_keys", None) or [])
     if missing:
-        raise FileNotFoundError(
-            f"--run {run_dir}: expected a training output folder with {RUN_CONFIG} and "
-            f"{RUN_WEIGHTS}; missing {missing}"
+        raise ValueError(
+            f"{weights} does not hold a trained model for this config: {len(missing)} "
+            f"tensor(s) missing, e.g. {sorted(missing)[:5]}. Pass the run's own config "
+            "(--run DIR, or its config.yaml) with its weights."
         )
-    return paths
+    return model
 
 
 def load_trained_model(
@@ -42,8 +88,8 @@ def load_trained_model(
     device: str = "cpu",
 ):
     """
-    Build ``cfg.model`` and load ``weights`` with :class:`SARCheckpointer` (any format it reads;
-    an adapter loads over ``train.init_checkpoint`` or the base it records).
+    Load a config (or the one an adapter file stores) and build the trained model with
+    :func:`build_trained_model`.
 
     Args:
         config_file (str or None): LazyConfig (.py or .yaml). None: the config stored in the
@@ -66,8 +112,4 @@ def load_trained_model(
         cfg = apply_overrides(config_from_yaml(read_adapter_metadata(weights)["config"]), overrides)
     else:
         raise ValueError("--config-file is needed unless --weights is an adapter (or use --run)")
-    model = instantiate(cfg.model).to(device).eval()
-    SARCheckpointer(model, base_checkpoint=cfg.train.get("init_checkpoint") or None).load(
-        weights, checkpointables=[]
-    )
-    return cfg, model
+    return cfg, build_trained_model(cfg, weights, device)

@@ -1,7 +1,6 @@
 """A trained detector for inference: config + weights (or a run folder), batched forward passes."""
 
 import logging
-import os
 
 import numpy as np
 import torch
@@ -10,41 +9,15 @@ from detectron2.data import MetadataCatalog
 from detectron2.data import transforms as T
 from omegaconf import OmegaConf
 
-from sar_lora_dino.checkpoint import SARCheckpointer, file_fingerprint
+from sar_lora_dino.checkpoint import file_fingerprint
 from sar_lora_dino.data.image_io import to_format
 from sar_lora_dino.data.sardet import SARDET100K_CATEGORIES
 from sar_lora_dino.engine.train_net import load_config
+from sar_lora_dino.export.model import build_trained_model, find_run_files
 
 __all__ = ["Predictor", "find_run_files", "load_inference_config"]
 
 logger = logging.getLogger(__name__)
-
-_RUN_WEIGHTS = ("model_best.pth", "model_final.pth")
-
-
-def find_run_files(run_dir):
-    """
-    Args:
-        run_dir (str): a training output folder.
-
-    Returns:
-        tuple[str, str]: its ``config.yaml`` and its weights: ``model_best.pth``, else
-        ``model_final.pth``, else the file named in ``last_checkpoint``.
-    """
-    config = os.path.join(run_dir, "config.yaml")
-    if not os.path.isfile(config):
-        raise FileNotFoundError(f"--run {run_dir}: no config.yaml; is it a training output folder?")
-    candidates = [os.path.join(run_dir, name) for name in _RUN_WEIGHTS]
-    last = os.path.join(run_dir, "last_checkpoint")
-    if os.path.isfile(last):
-        with open(last) as f:
-            candidates.append(os.path.join(run_dir, f.read().strip()))
-    for path in candidates:
-        if os.path.isfile(path):
-            return config, path
-    raise FileNotFoundError(
-        f"--run {run_dir}: no weights (looked for {', '.join(_RUN_WEIGHTS)} and last_checkpoint)"
-    )
 
 
 def load_inference_config(config_file, overrides=(), scaling=None, confidence=None, device=None):
@@ -72,16 +45,6 @@ def load_inference_config(config_file, overrides=(), scaling=None, confidence=No
     return cfg
 
 
-class _RecordingCheckpointer(SARCheckpointer):
-    """SARCheckpointer that keeps what did not match, so inference can refuse partial weights."""
-
-    incompatible = None
-
-    def _load_model(self, checkpoint):
-        self.incompatible = super()._load_model(checkpoint)
-        return self.incompatible
-
-
 class Predictor:
     """
     A detector built from a config and loaded with trained weights; calls take images in the
@@ -94,22 +57,11 @@ class Predictor:
         """
         Args:
             cfg (DictConfig): from :func:`load_inference_config`.
-            weights (str): any checkpoint :class:`SARCheckpointer` reads.
+            weights (str): any checkpoint :func:`build_trained_model` reads.
         """
         self.cfg = cfg
         self.device = str(cfg.train.get("device", "cpu"))
-        self.model = instantiate(cfg.model).to(self.device).eval()
-        if not os.path.isfile(weights):
-            raise FileNotFoundError(f"--weights: no such file {weights!r}")
-        checkpointer = _RecordingCheckpointer(self.model)
-        checkpointer.load(weights, checkpointables=[])
-        missing = list(getattr(checkpointer.incompatible, "missing_keys", None) or [])
-        if missing:
-            raise ValueError(
-                f"{weights} does not hold a trained model for this config: {len(missing)} "
-                f"tensor(s) missing, e.g. {sorted(missing)[:5]}. Pass the run's own config "
-                "(--run DIR, or its config.yaml) with its weights."
-            )
+        self.model = build_trained_model(cfg, weights, self.device)
         self.weights = file_fingerprint(weights)
         test = cfg.dataloader.test
         self.augmentations = T.AugmentationList(list(instantiate(test.mapper.augmentations)))
