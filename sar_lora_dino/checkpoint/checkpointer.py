@@ -10,6 +10,7 @@ from ..modeling.convnext import ConvNeXtBackbone
 from ..modeling.lora import lora_state_dict_keys
 from .adapter import is_adapter_file, load_adapter
 from .dinov3 import (
+    _few,
     convert_dinov3_state_dict,
     detect_dinov3_layout,
     load_dinov3_file,
@@ -33,12 +34,6 @@ ACCEPTED_FORMATS = (
 
 _DINOV3_SOURCE = "__dinov3_source__"
 _ADAPTER_SOURCE = "__adapter_source__"
-
-
-def _few(keys, n: int = 5) -> str:
-    keys = sorted(keys)
-    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
-    return f"{len(keys)} key(s): {keys[:n]}{more}"
 
 
 def compare_state_dicts(file_state, model_shapes, expected=None):

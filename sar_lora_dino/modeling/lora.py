@@ -265,10 +265,7 @@ def merge_lora(module: nn.Module) -> int:
     Returns:
         int: number of LoRA layers visited.
     """
-    layers = [m for m in module.modules() if isinstance(m, LoRALinear)]
-    for m in layers:
-        m.merge()
-    return len(layers)
+    return _each_lora(module, "merge")
 
 
 def unmerge_lora(module: nn.Module) -> int:
@@ -278,9 +275,13 @@ def unmerge_lora(module: nn.Module) -> int:
     Returns:
         int: number of LoRA layers visited.
     """
+    return _each_lora(module, "unmerge")
+
+
+def _each_lora(module: nn.Module, method: str) -> int:
     layers = [m for m in module.modules() if isinstance(m, LoRALinear)]
     for m in layers:
-        m.unmerge()
+        getattr(m, method)()
     return len(layers)
 
 

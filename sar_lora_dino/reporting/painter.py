@@ -10,6 +10,7 @@ from detectron2.structures import BoxMode
 from detectron2.utils.visualizer import Visualizer
 from PIL import Image
 
+from sar_lora_dino.data.image_io import read_image
 from sar_lora_dino.utils.io import atomic_write
 
 __all__ = [
@@ -130,12 +131,6 @@ def _xyxy(annotations):
     return [BoxMode.convert(list(a["bbox"]), a["bbox_mode"], BoxMode.XYXY_ABS) for a in annotations]
 
 
-def _read_record(record, scaling="none"):
-    from sar_lora_dino.data.image_io import read_image
-
-    return read_image(record["file_name"], "RGB", scaling)
-
-
 def draw_contact_sheet(dataset_name, output_file, num_images=6, cols=3, tile=320, seed=0):
     """
     Draw ``num_images`` images of a registered dataset with their boxes and class names into
@@ -162,7 +157,7 @@ def draw_contact_sheet(dataset_name, output_file, num_images=6, cols=3, tile=320
     picks = [pool[i] for i in sorted(rng.choice(len(pool), min(num_images, len(pool)), False))]
     pictures = []
     for d in picks:
-        image = _read_record(d)
+        image = read_image(d["file_name"], "RGB")
         anns = d.get("annotations", [])
         pictures.append(
             paint_detections(
@@ -213,7 +208,7 @@ def paint_predictions(
         raise ValueError(f"dataset {dataset_name!r} has no images")
     pictures = []
     for r in records:
-        image = _read_record(r)
+        image = read_image(r["file_name"], "RGB")
         preds = by_image.get(r["image_id"], [])
         boxes = [BoxMode.convert(p["bbox"], BoxMode.XYWH_ABS, BoxMode.XYXY_ABS) for p in preds]
         pictures.append(
