@@ -1,9 +1,9 @@
 """datasets/prepare_sardet100k.py: progress bars only when stderr is a terminal."""
 
-import importlib.util
 import io
 import json
 import os
+import runpy
 import sys
 
 import pytest
@@ -19,10 +19,7 @@ class _Terminal(io.StringIO):
 
 
 def _main():
-    spec = importlib.util.spec_from_file_location("prepare_sardet100k", _SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return runpy.run_path(_SCRIPT)["main"]
 
 
 @pytest.fixture(scope="module")
