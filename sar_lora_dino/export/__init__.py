@@ -1,7 +1,7 @@
 """Exports of a trained detector: merged LoRA, adapter files, peft's format and ONNX."""
 
 from .adapter import export_adapter
-from .config_io import config_from_yaml, config_to_yaml, save_config
+from .config_io import config_from_yaml, config_to_yaml
 from .merged import export_merged, merged_config
 from .model import build_trained_model, find_run_files, load_trained_model
 from .peft import export_peft, peft_adapter_config, peft_state_dict
@@ -18,5 +18,4 @@ __all__ = [
     "merged_config",
     "peft_adapter_config",
     "peft_state_dict",
-    "save_config",
 ]

@@ -5,9 +5,7 @@ import tempfile
 
 from detectron2.config import LazyConfig
 
-from ..utils.io import atomic_write
-
-__all__ = ["config_to_yaml", "config_from_yaml", "save_config"]
+__all__ = ["config_to_yaml", "config_from_yaml"]
 
 
 def config_to_yaml(cfg) -> str:
@@ -43,9 +41,3 @@ def config_from_yaml(text: str):
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         return LazyConfig.load(path)
-
-
-def save_config(cfg, path: str) -> None:
-    """Write ``cfg`` as YAML to ``path`` atomically."""
-    text = config_to_yaml(cfg)
-    atomic_write(path, lambda f: f.write(text), mode="w")
