@@ -40,8 +40,8 @@ class SARMatcher(Matcher):
         super().__init__(list(thresholds), list(labels), allow_low_quality_matches)
         if low_quality_assign not in _LOW_QUALITY_ASSIGN:
             raise ValueError(
-                f"SARMatcher low_quality_assign must be one of {_LOW_QUALITY_ASSIGN}, "
-                f"got {low_quality_assign!r}"
+                f"SARMatcher low_quality_assign must be one of "
+                f"{_LOW_QUALITY_ASSIGN}, got {low_quality_assign!r}"
             )
         self.low_quality_assign = low_quality_assign
 
