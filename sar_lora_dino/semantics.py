@@ -4,7 +4,7 @@ from typing import Any, NamedTuple
 
 __all__ = ["Difference", "DIFFERENCES", "RESIZE_FIELD", "readme_switch", "set_semantics"]
 
-# The resize switch is the ``backend`` of every SARResize in the train and test mappers.
+# The resize switch is the ``backend`` of every ResizeWH in the train and test mappers.
 RESIZE_FIELD = "dataloader.{train,test}.mapper.augmentations.0.backend"
 
 
@@ -34,7 +34,7 @@ def set_semantics(model, dataloader=None, semantics: str = "original") -> None:
     """
     Set every switch of :data:`DIFFERENCES` in a LazyConfig to the original's or detectron2's
     value. The model must be built from our components (the defaults of each are the
-    original's); every :class:`SARResize` in the train/test mappers gets its ``backend``, and
+    original's); every :class:`ResizeWH` in the train/test mappers gets its ``backend``, and
     the training set's ``filter_mode`` follows when it has one.
 
     Args:
@@ -45,14 +45,14 @@ def set_semantics(model, dataloader=None, semantics: str = "original") -> None:
     if semantics not in ("original", "detectron2"):
         raise ValueError(f"semantics must be 'original' or 'detectron2', got {semantics!r}")
     from sar_lora_dino.data.filtering import get_sardet_train_dicts
-    from sar_lora_dino.data.transforms import SARResize
+    from sar_lora_dino.data.transforms import ResizeWH
 
     for diff in DIFFERENCES:
         value = getattr(diff, semantics)
         if diff.field == RESIZE_FIELD:
             for split in ("train", "test"):
                 for aug in _get(dataloader, split, "mapper", "augmentations") or []:
-                    if _is_call_of(aug, SARResize):
+                    if _is_call_of(aug, ResizeWH):
                         aug["backend"] = value
         elif diff.field.startswith("model."):
             *parents, leaf = diff.field.split(".")[1:]

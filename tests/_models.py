@@ -37,7 +37,7 @@ def tiny_model_config(bottom_up=None, overrides=None, **fields):
             ``{"finetune": "full", "depths": [1, 1, 2, 1]}``; ``dims`` also sets the P6 input.
         overrides (dict or None): dotted keys under ``model`` and their values, e.g.
             ``{"backbone.out_channels": 16, "head.conv_dims": [16, 16]}``.
-        fields: :class:`SARRetinaNet` arguments, e.g. ``loss_normalizer="ema"``.
+        fields: :class:`MMDetRetinaNet` arguments, e.g. ``loss_normalizer="ema"``.
 
     Returns:
         DictConfig: the LazyConfig of the model.
@@ -62,7 +62,7 @@ def tiny_model(bottom_up=None, overrides=None, seed=0, **fields):
         seed (int): torch seed set before the weights are initialised.
 
     Returns:
-        SARRetinaNet
+        MMDetRetinaNet
     """
     cfg = tiny_model_config(bottom_up, overrides, **fields)
     torch.manual_seed(seed)

@@ -10,7 +10,11 @@ from conftest import TINY, to_layout
 from detectron2.checkpoint import DetectionCheckpointer
 from safetensors.torch import save_file
 
-from sar_lora_dino.checkpoint import SARCheckpointer, load_backbone_weights, load_dinov3_file
+from sar_lora_dino.checkpoint import (
+    MultiFormatCheckpointer,
+    load_backbone_weights,
+    load_dinov3_file,
+)
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 import convert_dinov3_to_d2  # noqa: E402
@@ -51,7 +55,7 @@ def test_every_layout_loads_identically(tmp_path, timm_reference, layout, prefix
     path = _write(tmp_path / name, to_layout(timm_reference, layout, prefix), wrap)
     model = _model(finetune="lora")
     lora_before = {k: v.clone() for k, v in model.state_dict().items() if "lora_" in k}
-    SARCheckpointer(model).load(path)
+    MultiFormatCheckpointer(model).load(path)
 
     state = model.state_dict()
     for key, value in timm_reference.state_dict().items():
@@ -83,9 +87,9 @@ def test_detectron2_checkpoint_roundtrip(tmp_path):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p))
-    SARCheckpointer(model, save_dir=str(tmp_path)).save("model_final", iteration=7)
+    MultiFormatCheckpointer(model, save_dir=str(tmp_path)).save("model_final", iteration=7)
     fresh = _model(finetune="lora")
-    extra = SARCheckpointer(fresh).load(str(tmp_path / "model_final.pth"))
+    extra = MultiFormatCheckpointer(fresh).load(str(tmp_path / "model_final.pth"))
     assert extra["iteration"] == 7
     for (k, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
         assert torch.equal(a, b), k
@@ -94,10 +98,10 @@ def test_detectron2_checkpoint_roundtrip(tmp_path):
 def test_random_dict_is_rejected_with_formats(tmp_path):
     path = _write(tmp_path / "random.pth", {"foo.weight": torch.zeros(3), "bar": torch.ones(1)})
     with pytest.raises(ValueError, match=r"random\.pth: unrecognised.*foo\.weight.*DINOv3"):
-        SARCheckpointer(_model()).load(path)
+        MultiFormatCheckpointer(_model()).load(path)
     path = _write(tmp_path / "nested.pth", {"meta": {"a": 1}})
     with pytest.raises(ValueError, match=r"nested\.pth.*'model' or 'state_dict'.*Accepted"):
-        SARCheckpointer(_model()).load(path)
+        MultiFormatCheckpointer(_model()).load(path)
 
 
 def test_truncated_file_names_the_file(tmp_path, timm_reference):
@@ -106,7 +110,7 @@ def test_truncated_file_names_the_file(tmp_path, timm_reference):
     with open(path, "wb") as f:
         f.write(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"Cannot read checkpoint file .*cut\.pth"):
-        SARCheckpointer(_model()).load(path)
+        MultiFormatCheckpointer(_model()).load(path)
 
 
 def test_missing_and_leftover_keys_are_named(tmp_path, timm_reference):
@@ -125,9 +129,9 @@ def test_missing_and_leftover_keys_are_named(tmp_path, timm_reference):
 def test_wrong_variant_fails_on_the_model(tmp_path, timm_reference):
     path = _write(tmp_path / "w.safetensors", to_layout(timm_reference, "timm"))
     with pytest.raises(ValueError, match=r"w\.safetensors does not fit.*shape mismatch"):
-        SARCheckpointer(_model(dims=(16, 32, 64, 96))).load(path)
+        MultiFormatCheckpointer(_model(dims=(16, 32, 64, 96))).load(path)
     with pytest.raises(ValueError, match=r"missing from the file.*stages\.2\.blocks\.2"):
-        SARCheckpointer(_model(depths=(1, 1, 3, 1))).load(path)
+        MultiFormatCheckpointer(_model(depths=(1, 1, 3, 1))).load(path)
 
 
 def test_mmdet_checkpoint_goes_through_the_real_converter(tmp_path):
@@ -142,7 +146,7 @@ def test_mmdet_checkpoint_goes_through_the_real_converter(tmp_path):
     assert "bbox_head.retina_cls.weight" in mm and "head.cls_score.weight" not in mm
     path = _write(tmp_path / "mmdet.pth", {"meta": {"epoch": 12}, "state_dict": mm})
     fresh = _model(finetune="lora")
-    SARCheckpointer(fresh).load(path)
+    MultiFormatCheckpointer(fresh).load(path)
     for key, value in fresh.state_dict().items():
         assert torch.equal(value, target[key]), key
 
@@ -154,7 +158,7 @@ def test_convert_tool_roundtrip(tmp_path, timm_reference):
     data = torch.load(dst, weights_only=True)
     assert data["matching_heuristics"] is False and "__author__" in data
     assert all(k.startswith("backbone.bottom_up.") for k in data["model"])
-    for loader in (DetectionCheckpointer, SARCheckpointer):
+    for loader in (DetectionCheckpointer, MultiFormatCheckpointer):
         model = _model(finetune="lora")
         loader(model).load(dst)
         loaded = model.backbone.bottom_up.stages[2].blocks[1].gamma
@@ -175,14 +179,14 @@ def test_text_file_and_code_running_pickle_are_refused(tmp_path):
     text = tmp_path / "weights.pth"
     text.write_text("this is not a checkpoint\n")
     with pytest.raises(ValueError, match=r"Cannot read checkpoint file .*weights\.pth"):
-        SARCheckpointer(_model()).load(str(text))
+        MultiFormatCheckpointer(_model()).load(str(text))
     evil = tmp_path / "evil.pth"
     torch.save({"model": _RunsCode()}, str(evil))
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
         with pytest.raises(ValueError, match=r"(?s)evil\.pth.*posix.system"):
-            SARCheckpointer(_model()).load(str(evil))
+            MultiFormatCheckpointer(_model()).load(str(evil))
     finally:
         os.chdir(cwd)
     assert not (tmp_path / "pwned").exists()

@@ -7,13 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from sar_lora_dino.data import SARDatasetMapper
-from sar_lora_dino.data.transforms import SARResize
+from sar_lora_dino.data import ScaledImageDatasetMapper
+from sar_lora_dino.data.transforms import ResizeWH
 
 
 def _mapper():
-    return SARDatasetMapper(
-        is_train=True, augmentations=[SARResize(scale=(64, 48))], image_format="RGB"
+    return ScaledImageDatasetMapper(
+        is_train=True, augmentations=[ResizeWH(scale=(64, 48))], image_format="RGB"
     )
 
 

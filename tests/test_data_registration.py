@@ -13,7 +13,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 import sar_lora_dino  # noqa: F401  (registers the default splits)
 from sar_lora_dino.data import (
-    SARDatasetMapper,
+    ScaledImageDatasetMapper,
     get_sardet100k_root,
     load_sardet_json,
     make_synthetic_sardet,
@@ -98,7 +98,7 @@ def test_single_channel_images_become_rgb(quirky, ext):
     _, _, (train, _) = quirky
     dicts = [d for d in DatasetCatalog.get(train) if d["file_name"].endswith("." + ext)]
     assert dicts, f"the seeded synthetic root must hold a .{ext} image (seed 3 does)"
-    out = SARDatasetMapper(is_train=True, augmentations=[], image_format="RGB")(dicts[0])
+    out = ScaledImageDatasetMapper(is_train=True, augmentations=[], image_format="RGB")(dicts[0])
     image = out["image"]
     assert image.shape == (3, dicts[0]["height"], dicts[0]["width"])
     assert torch.equal(image[0], image[1]) and torch.equal(image[1], image[2])

@@ -10,11 +10,11 @@ from detectron2.data import DatasetMapper
 from detectron2.data.detection_utils import read_image as d2_read_image
 from PIL import Image
 
-from sar_lora_dino.data import SARDatasetMapper, make_synthetic_sardet
+from sar_lora_dino.data import ScaledImageDatasetMapper, make_synthetic_sardet
 from sar_lora_dino.data.check import check_sardet_root, format_report
 from sar_lora_dino.data.image_io import ImageReadError, read_image, read_raw
 from sar_lora_dino.data.scaling import apply_scaling, parse_scaling, scaling_bounds
-from sar_lora_dino.data.transforms import SARResize
+from sar_lora_dino.data.transforms import ResizeWH
 
 
 def _tifffile():
@@ -129,8 +129,8 @@ def _record(path, h, w):
 
 def test_mapper_8bit_path_is_the_stock_one_and_16bit_is_scaled(tmp_path):
     grey = _grey(tmp_path)
-    augs = [SARResize(scale=(64, 48))]
-    ours = SARDatasetMapper(is_train=False, augmentations=augs, image_format="RGB")
+    augs = [ResizeWH(scale=(64, 48))]
+    ours = ScaledImageDatasetMapper(is_train=False, augmentations=augs, image_format="RGB")
     stock = DatasetMapper(is_train=False, augmentations=augs, image_format="RGB")
     a, b = ours(_record(grey, 40, 50)), stock(_record(grey, 40, 50))
     assert a["image"].dtype == torch.uint8 and torch.equal(a["image"], b["image"])
@@ -140,7 +140,7 @@ def test_mapper_8bit_path_is_the_stock_one_and_16bit_is_scaled(tmp_path):
     Image.fromarray(np.full((40, 50), 30000, np.uint16)).save(u16)
     with pytest.raises(RuntimeError, match=r"0000007\.png.*split 'train'.*scaling is 'none'"):
         ours(_record(u16, 40, 50))
-    scaled = SARDatasetMapper(
+    scaled = ScaledImageDatasetMapper(
         is_train=False, augmentations=[], image_format="RGB", scaling="db(0,100)"
     )(_record(u16, 40, 50))["image"]
     # 20*log10(30000) = 89.54 dB of 0..100 dB

@@ -18,13 +18,13 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from sar_lora_dino.data import (
-    SARDatasetMapper,
-    SARDetCOCOEvaluator,
+    ScaledImageDatasetMapper,
+    ShiftedIdCOCOEvaluator,
     get_sardet_train_dicts,
     make_synthetic_sardet,
     register_sardet100k,
 )
-from sar_lora_dino.data.transforms import SARResize
+from sar_lora_dino.data.transforms import ResizeWH
 from sar_lora_dino.engine import build_resumable_train_loader
 
 SCALE = (128, 96)  # (w, h): not square, while the images are, so a swapped axis shows
@@ -50,8 +50,8 @@ def names(tmp_path_factory):
 
 
 def _mapper(is_train):
-    return SARDatasetMapper(
-        is_train=is_train, augmentations=[SARResize(scale=SCALE)], image_format="RGB"
+    return ScaledImageDatasetMapper(
+        is_train=is_train, augmentations=[ResizeWH(scale=SCALE)], image_format="RGB"
     )
 
 
@@ -101,7 +101,7 @@ def test_model_evaluation_is_pycocotools_on_the_written_predictions(names, train
     model = trained[0]
     dicts = DatasetCatalog.get(names[1])
     loader = build_detection_test_loader(dataset=dicts, mapper=_mapper(False))
-    evaluator = SARDetCOCOEvaluator(names[1], output_dir=str(tmp_path), use_fast_impl=False)
+    evaluator = ShiftedIdCOCOEvaluator(names[1], output_dir=str(tmp_path), use_fast_impl=False)
     ours = inference_on_dataset(model, loader, evaluator)["bbox"]
 
     with open(tmp_path / "coco_instances_results.json") as f:
@@ -138,7 +138,7 @@ def _json(name):
 
 def _evaluate(name, detections, evaluator=None, **kwargs):
     """Our evaluator (or ``evaluator``) on ``{image_id: [(xyxy box, class, score)]}``."""
-    evaluator = evaluator or SARDetCOCOEvaluator(name, distributed=False, **kwargs)
+    evaluator = evaluator or ShiftedIdCOCOEvaluator(name, distributed=False, **kwargs)
     evaluator.reset()
     for d in DatasetCatalog.get(name):
         dets = detections.get(d["image_id"], [])

@@ -14,7 +14,7 @@ from detectron2.structures import Boxes, Instances
 from pycocotools.cocoeval import COCOeval
 
 from sar_lora_dino.data import evaluator as sar_evaluator
-from sar_lora_dino.data.evaluator import SARDetCOCOEvaluator, ensure_fast_coco_eval
+from sar_lora_dino.data.evaluator import ShiftedIdCOCOEvaluator, ensure_fast_coco_eval
 
 CLASSES = ["ship", "aircraft", "car", "tank", "bridge", "harbor"]
 
@@ -87,7 +87,7 @@ def dataset(tmp_path_factory):
 
 
 def _evaluate(name, dets, **kwargs):
-    ev = SARDetCOCOEvaluator(name, distributed=False, output_dir=None, **kwargs)
+    ev = ShiftedIdCOCOEvaluator(name, distributed=False, output_dir=None, **kwargs)
     ev.reset()
     for inp, out in dets:
         ev.process([inp], [out])
@@ -118,7 +118,7 @@ def test_fast_backend_matches_pycocotools(dataset):
 def test_perfect_detections_with_annotation_id_zero(dataset, tmp_path):
     # the GT fed back as detections: 100 AP with both backends (id 0 is shifted in memory)
     name, _ = dataset
-    ev = SARDetCOCOEvaluator(name, distributed=False, output_dir=None)
+    ev = ShiftedIdCOCOEvaluator(name, distributed=False, output_dir=None)
     assert min(a["id"] for a in ev._coco_api.dataset["annotations"]) == 1
     gt_dets = []
     for img_id in ev._coco_api.getImgIds():
@@ -153,4 +153,4 @@ def test_without_any_fast_backend_pycocotools_is_used(monkeypatch, dataset):
     monkeypatch.setattr(sar_evaluator, "native_fast_eval_available", lambda: False)
     monkeypatch.setattr(sar_evaluator.importlib.util, "find_spec", lambda n: None)
     assert not ensure_fast_coco_eval()
-    assert SARDetCOCOEvaluator(name, distributed=False)._use_fast_impl is False
+    assert ShiftedIdCOCOEvaluator(name, distributed=False)._use_fast_impl is False

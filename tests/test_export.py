@@ -15,7 +15,7 @@ from detectron2.config import instantiate
 from engine_helpers import REPO, TINY_CONFIG, make_tiny_root, tiny_cfg
 from safetensors import safe_open
 
-from sar_lora_dino.checkpoint import SARCheckpointer, read_adapter, save_adapter
+from sar_lora_dino.checkpoint import MultiFormatCheckpointer, read_adapter, save_adapter
 from sar_lora_dino.checkpoint.checkpointer import find_convnext_backbone
 from sar_lora_dino.engine import ConfigOverrideError, do_eval, do_train, evaluate, load_config
 from sar_lora_dino.export import (
@@ -148,7 +148,7 @@ def test_adapter_on_its_base_rebuilds_the_trained_model(run, trained, tmp_path):
     for base in (run["base"], None):  # given, or the base recorded in the adapter
         torch.manual_seed(123)
         fresh = instantiate(cfg.model).eval()
-        SARCheckpointer(fresh, base_checkpoint=base).load(path)
+        MultiFormatCheckpointer(fresh, base_checkpoint=base).load(path)
         got = fresh.state_dict()
         assert got.keys() == expected.keys()
         assert all(torch.equal(got[k], expected[k]) for k in expected)
@@ -164,7 +164,7 @@ def _load(cfg, path, base, *overrides):
     from sar_lora_dino.engine import apply_overrides
 
     model = instantiate(apply_overrides(copy.deepcopy(cfg), list(overrides)).model)
-    SARCheckpointer(model, base_checkpoint=base).load(path)
+    MultiFormatCheckpointer(model, base_checkpoint=base).load(path)
 
 
 def test_wrong_base_rank_or_targets_fail_naming_which(run, trained, tmp_path):
@@ -190,10 +190,10 @@ def test_adapter_of_a_random_backbone_carries_it(run, trained, tmp_path):
     assert meta["base"] == "random" and meta["includes_base"]
     assert set(tensors) == set(model.state_dict())
     fresh = instantiate(cfg.model)
-    SARCheckpointer(fresh).load(path)
+    MultiFormatCheckpointer(fresh).load(path)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in fresh.state_dict().items())
     with pytest.raises(ValueError, match="wrong base .*random backbone"):
-        SARCheckpointer(instantiate(cfg.model), base_checkpoint=run["base"]).load(path)
+        MultiFormatCheckpointer(instantiate(cfg.model), base_checkpoint=run["base"]).load(path)
 
 
 def test_peft_format_keys_and_shapes(trained, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from _models import tiny_backbone, tiny_model
 
-from sar_lora_dino.modeling.fpn import SARLastLevelP6P7
+from sar_lora_dino.modeling.fpn import NoReLULastLevelP6P7
 
 # 16 -> 64 channels on the P3 lateral and 48 -> 64 on P6 make the two inits' bounds differ.
 DIMS = [8, 16, 32, 48]
@@ -14,7 +14,7 @@ DIMS = [8, 16, 32, 48]
 
 def test_p7_is_conv_of_p6_without_relu():
     torch.manual_seed(0)
-    block = SARLastLevelP6P7(8, 16, in_feature="res5")
+    block = NoReLULastLevelP6P7(8, 16, in_feature="res5")
     c5 = torch.randn(1, 8, 9, 7)
     p6, p7 = block(c5)
     assert (p6 < 0).any()  # otherwise the ReLU would be a no-op and prove nothing

@@ -3,7 +3,7 @@
 import torch
 from detectron2.structures import Boxes, pairwise_iou
 
-from sar_lora_dino.modeling.matcher import SARMatcher
+from sar_lora_dino.modeling.matcher import LowQualityReassignMatcher
 
 
 def _mmdet_reference(iou, pos=0.5, neg=0.4):
@@ -33,10 +33,10 @@ def test_nested_gt_pair_gets_the_original_assignment():
         )
     )
     iou = pairwise_iou(gts, anchors)
-    matches, labels = SARMatcher([0.4, 0.5], [0, -1, 1])(iou)
+    matches, labels = LowQualityReassignMatcher([0.4, 0.5], [0, -1, 1])(iou)
     assert matches.tolist()[:3] == [1, 1, 0] and labels.tolist() == [1, 1, 1, 0]
 
-    d2 = SARMatcher([0.4, 0.5], [0, -1, 1], low_quality_assign="argmax")(iou)
+    d2 = LowQualityReassignMatcher([0.4, 0.5], [0, -1, 1], low_quality_assign="argmax")(iou)
     assert d2[0].tolist()[:3] == [0, 0, 0] and d2[1].tolist() == [1, 1, 1, 0]
 
 
@@ -48,7 +48,7 @@ def test_later_gt_wins_and_thresholds():
             [0.10, 0.00, 0.00, 0.00, 0.49, 0.00],
         ]
     )
-    matches, labels = SARMatcher([0.4, 0.5], [0, -1, 1])(iou)
+    matches, labels = LowQualityReassignMatcher([0.4, 0.5], [0, -1, 1])(iou)
     # GT0 best: anchor 0; GT1 best: anchor 1 (0.30, also GT0's argmax: the later GT wins);
     # GT2 best: anchor 4, even though GT0 matches it with IoU 0.5
     assert matches[[0, 1, 4]].tolist() == [0, 1, 2]
@@ -62,12 +62,12 @@ def test_random_matrices_match_the_reference():
         # coarse values make ties (several best anchors per GT, shared best anchors) common
         iou = torch.randint(0, 8, (num_gt, num_anchors), generator=g).float() / 8
         iou[:, 0] = 0.0
-        matches, labels = SARMatcher([0.4, 0.5], [0, -1, 1])(iou)
+        matches, labels = LowQualityReassignMatcher([0.4, 0.5], [0, -1, 1])(iou)
         ref_matches, ref_labels = _mmdet_reference(iou)
         assert torch.equal(labels, ref_labels)
         assert torch.equal(matches[labels == 1], ref_matches[labels == 1])
 
 
 def test_no_gt_is_all_negative():
-    matches, labels = SARMatcher([0.4, 0.5], [0, -1, 1])(torch.zeros(0, 7))
+    matches, labels = LowQualityReassignMatcher([0.4, 0.5], [0, -1, 1])(torch.zeros(0, 7))
     assert labels.tolist() == [0] * 7 and matches.shape == (7,)

@@ -180,14 +180,14 @@ def test_timm_features_only_names_are_accepted():
 
 
 def test_checkpointer_reads_the_original_checkpoint(tmp_path):
-    from sar_lora_dino.checkpoint.checkpointer import SARCheckpointer
+    from sar_lora_dino.checkpoint.checkpointer import MultiFormatCheckpointer
 
     d2_sd = _model().state_dict()
     path = tmp_path / "epoch_12.pth"
     _save_like_mmengine_runner(path, _mmdet_checkpoint(d2_sd, "linear"), tmp_path / "ran")
     assert "mmengine" not in sys.modules
     fresh = _model()
-    SARCheckpointer(fresh).load(str(path))
+    MultiFormatCheckpointer(fresh).load(str(path))
     assert all(torch.equal(v, d2_sd[k]) for k, v in fresh.state_dict().items())
     assert not (tmp_path / "ran").exists()
 

@@ -39,7 +39,7 @@ def tiny():
 
 
 def test_a_typo_under_the_meta_architecture_is_caught(tiny):
-    # SARRetinaNet takes **kwargs; they go to detectron2's RetinaNet, whose arguments count.
+    # MMDetRetinaNet takes **kwargs; they go to detectron2's RetinaNet, whose arguments count.
     with pytest.raises(ConfigOverrideError, match=r"'model.num_clases'.*mean 'model.num_classes'"):
         apply_overrides(tiny.copy(), ["model.num_clases=3"])
     with pytest.raises(ConfigOverrideError, match=r"'model.vis_perod'.*'model.vis_period'"):

@@ -159,7 +159,7 @@ def markdown(report):
         lines += [f"Training loader (800x800 mapper, synthetic SAR images): {cells}.", ""]
     if "eval" in report:
         lines += [
-            "COCO evaluation through `SARDetCOCOEvaluator` (JSON loading, `process()`, "
+            "COCO evaluation through `ShiftedIdCOCOEvaluator` (JSON loading, `process()`, "
             "`evaluate()`):",
             "",
             "| backend | images | GT boxes | detections | load s | process s | evaluate s | "

@@ -272,7 +272,7 @@ def _synthetic_val(path, num_images, num_boxes, seed=0):
 
 def evaluation(num_images, num_boxes, dets_per_image, use_fast_impl):
     """
-    Seconds of a val-sized COCO evaluation through SARDetCOCOEvaluator: loading the ground
+    Seconds of a val-sized COCO evaluation through ShiftedIdCOCOEvaluator: loading the ground
     truth JSON, ``process()`` of every image's detections, ``evaluate()``.
     """
     import numpy as np
@@ -280,7 +280,7 @@ def evaluation(num_images, num_boxes, dets_per_image, use_fast_impl):
     from detectron2.data.datasets import register_coco_instances
     from detectron2.structures import Boxes, Instances
 
-    from sar_lora_dino.data.evaluator import SARDetCOCOEvaluator
+    from sar_lora_dino.data.evaluator import ShiftedIdCOCOEvaluator
 
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
         path = os.path.join(tmp, "val.json")
@@ -305,7 +305,7 @@ def evaluation(num_images, num_boxes, dets_per_image, use_fast_impl):
             inst.pred_classes = torch.tensor(rng.integers(0, 6, dets_per_image))
             outputs.append(({"image_id": img["id"]}, {"instances": inst}))
         t0 = time.perf_counter()
-        ev = SARDetCOCOEvaluator(name, distributed=False, use_fast_impl=use_fast_impl)
+        ev = ShiftedIdCOCOEvaluator(name, distributed=False, use_fast_impl=use_fast_impl)
         ev.reset()
         t1 = time.perf_counter()
         for inp, out in outputs:

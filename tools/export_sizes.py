@@ -11,7 +11,7 @@ import torch  # noqa: E402
 from detectron2.config import instantiate  # noqa: E402
 
 from sar_lora_dino import model_zoo  # noqa: E402
-from sar_lora_dino.checkpoint import SARCheckpointer  # noqa: E402
+from sar_lora_dino.checkpoint import MultiFormatCheckpointer  # noqa: E402
 from sar_lora_dino.checkpoint.checkpointer import find_convnext_backbone  # noqa: E402
 from sar_lora_dino.export import export_adapter, export_merged, export_peft  # noqa: E402
 from sar_lora_dino.modeling import lora_state_dict_keys  # noqa: E402
@@ -46,7 +46,7 @@ def main():
                 state = {k: v for k, v in backbone.state_dict().items() if k not in adapters}
                 torch.save(state, base)
             cfg.train.init_checkpoint = base
-            SARCheckpointer(model).load(base, checkpointables=[])
+            MultiFormatCheckpointer(model).load(base, checkpointables=[])
             stem = os.path.join(out, tag.split()[0].lower())
             torch.save({"model": model.state_dict()}, stem + "_full.pth")
             export_adapter(cfg, model, stem + "_adapter.safetensors")

@@ -243,7 +243,7 @@ def load_adapter(
     Rebuild a trained model from its base weights and an adapter: check that the adapter fits
     the model (backbone, LoRA rank/alpha/targets, trainable stages, tensor names and shapes) and
     that the base is the one it was trained on (fingerprint), then load the base with
-    :class:`SARCheckpointer` and the adapter over it. Nothing is loaded when a check fails.
+    :class:`MultiFormatCheckpointer` and the adapter over it. Nothing is loaded when a check fails.
 
     Args:
         model (nn.Module): built from the adapter's config (``read_adapter(path)[1]["config"]``)
@@ -258,7 +258,7 @@ def load_adapter(
     Raises:
         ValueError: naming what does not fit (wrong base, rank, targets, ...).
     """
-    from .checkpointer import SARCheckpointer
+    from .checkpointer import MultiFormatCheckpointer
 
     model = _unwrap(model)
     tensors, meta = read_adapter(path)
@@ -291,7 +291,7 @@ def load_adapter(
     if base is not None:
         if is_adapter_file(base):
             raise ValueError(f"{base}: the base of an adapter cannot be an adapter itself")
-        SARCheckpointer(model).load(base, checkpointables=[])
+        MultiFormatCheckpointer(model).load(base, checkpointables=[])
     model.load_state_dict(tensors, strict=False)
     logger.info(
         f"Loaded adapter {path} ({len(tensors)} tensors) over "

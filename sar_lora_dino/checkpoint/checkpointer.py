@@ -19,7 +19,7 @@ from .dinov3 import (
 )
 from .mmdet import convert_mmdet_state_dict, is_mmdet_state_dict
 
-__all__ = ["SARCheckpointer", "load_backbone_weights", "find_convnext_backbone"]
+__all__ = ["MultiFormatCheckpointer", "load_backbone_weights", "find_convnext_backbone"]
 
 ACCEPTED_FORMATS = (
     "(1) a detectron2 checkpoint (a dict with 'model' whose keys match this model, e.g. one "
@@ -130,7 +130,7 @@ def load_backbone_weights(model: nn.Module, path: str) -> List[str]:
     return sorted(prefix + k for k in state_dict)
 
 
-class SARCheckpointer(DetectionCheckpointer):
+class MultiFormatCheckpointer(DetectionCheckpointer):
     """
     DetectionCheckpointer for ``train.init_checkpoint``, ``--resume`` and ``--eval-only`` that
     recognises the formats listed in :data:`ACCEPTED_FORMATS`:

@@ -1,8 +1,8 @@
 """SARDet-100K registration, filtering, synthetic data and checks."""
 
-from .evaluator import SARDetCOCOEvaluator
+from .evaluator import ShiftedIdCOCOEvaluator
 from .filtering import get_sardet_train_dicts
-from .mapper import SARDatasetMapper
+from .mapper import ScaledImageDatasetMapper
 from .sardet import (
     SARDET100K_CATEGORIES,
     get_sardet100k_root,
@@ -13,8 +13,8 @@ from .synthetic import make_synthetic_sardet
 
 __all__ = [
     "SARDET100K_CATEGORIES",
-    "SARDatasetMapper",
-    "SARDetCOCOEvaluator",
+    "ScaledImageDatasetMapper",
+    "ShiftedIdCOCOEvaluator",
     "get_sardet100k_root",
     "get_sardet_train_dicts",
     "load_sardet_json",

@@ -8,7 +8,7 @@ import sys
 
 from detectron2.evaluation import COCOEvaluator, coco_evaluation
 
-__all__ = ["SARDetCOCOEvaluator", "native_fast_eval_available", "ensure_fast_coco_eval"]
+__all__ = ["ShiftedIdCOCOEvaluator", "native_fast_eval_available", "ensure_fast_coco_eval"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def ensure_fast_coco_eval() -> bool:
     return True
 
 
-class SARDetCOCOEvaluator(COCOEvaluator):
+class ShiftedIdCOCOEvaluator(COCOEvaluator):
     """
     detectron2's :class:`COCOEvaluator` with two guards for SARDet-100K-style ground truth:
 

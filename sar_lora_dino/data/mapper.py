@@ -12,10 +12,10 @@ from detectron2.data import transforms as T
 from .image_io import read_image
 from .scaling import parse_scaling
 
-__all__ = ["SARDatasetMapper"]
+__all__ = ["ScaledImageDatasetMapper"]
 
 
-class SARDatasetMapper(DatasetMapper):
+class ScaledImageDatasetMapper(DatasetMapper):
     """
     detectron2's :class:`DatasetMapper` for detection, with two changes:
 

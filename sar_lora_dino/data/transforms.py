@@ -6,7 +6,7 @@ from detectron2.data import transforms as T
 from fvcore.transforms.transform import Transform
 from PIL import Image
 
-__all__ = ["OpenCVResizeTransform", "SARResize"]
+__all__ = ["OpenCVResizeTransform", "ResizeWH"]
 
 _BACKENDS = ("opencv", "pil")
 
@@ -60,7 +60,7 @@ class OpenCVResizeTransform(Transform):
         return OpenCVResizeTransform(self.new_h, self.new_w, self.h, self.w, self.interp)
 
 
-class SARResize(T.Augmentation):
+class ResizeWH(T.Augmentation):
     """
     Resize to a fixed size ignoring the aspect ratio, like the original's
     ``Resize(scale=(w, h), keep_ratio=False)``: note ``scale`` is (width, height), whereas
@@ -79,9 +79,9 @@ class SARResize(T.Augmentation):
             scale = (scale, scale)
         scale = tuple(int(s) for s in scale)
         if len(scale) != 2:
-            raise ValueError(f"SARResize scale must be (width, height), got {scale!r}")
+            raise ValueError(f"ResizeWH scale must be (width, height), got {scale!r}")
         if backend not in _BACKENDS:
-            raise ValueError(f"SARResize backend must be one of {_BACKENDS}, got {backend!r}")
+            raise ValueError(f"ResizeWH backend must be one of {_BACKENDS}, got {backend!r}")
         self._init(locals())
 
     def get_transform(self, image):

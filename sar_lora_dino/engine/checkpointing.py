@@ -10,7 +10,7 @@ from torch.nn.parallel import DistributedDataParallel
 from sar_lora_dino.checkpoint.checkpointer import (
     _ADAPTER_SOURCE,
     _DINOV3_SOURCE,
-    SARCheckpointer,
+    MultiFormatCheckpointer,
     compare_state_dicts,
 )
 from sar_lora_dino.checkpoint.fingerprint import RANDOM_INIT, file_fingerprint, same_weights
@@ -90,7 +90,7 @@ def prune_checkpoints(save_dir, max_to_keep):
     return removed
 
 
-class TrainingCheckpointer(SARCheckpointer):
+class TrainingCheckpointer(MultiFormatCheckpointer):
     """
     The project's checkpointer (it reads every accepted weight format) for training and
     evaluation:
@@ -126,7 +126,7 @@ class TrainingCheckpointer(SARCheckpointer):
                 content matches the recorded fingerprint is used.
             strict (bool): fail on any mismatch between file and model.
             base_checkpoint (str or None): base weights of an exported adapter file (see
-                :class:`SARCheckpointer`).
+                :class:`MultiFormatCheckpointer`).
             checkpointables: as in detectron2's checkpointer (e.g. ``trainer=``).
         """
         super().__init__(model, save_dir, base_checkpoint=base_checkpoint, **checkpointables)
@@ -204,7 +204,7 @@ class TrainingCheckpointer(SARCheckpointer):
                 tried.append(f"{candidate}: different content (sha256 differs)")
                 continue
             self.logger.info(f"{source} holds trainable tensors only; base weights: {candidate}")
-            SARCheckpointer(self.model).load(candidate, checkpointables=[])
+            MultiFormatCheckpointer(self.model).load(candidate, checkpointables=[])
             return
         raise FileNotFoundError(
             f"{source} holds only the trainable tensors; its frozen base weights are "

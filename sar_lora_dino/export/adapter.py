@@ -6,7 +6,7 @@ import torch
 from detectron2.config import instantiate
 
 from ..checkpoint.adapter import save_adapter
-from ..checkpoint.checkpointer import SARCheckpointer, find_convnext_backbone
+from ..checkpoint.checkpointer import MultiFormatCheckpointer, find_convnext_backbone
 from .config_io import config_to_yaml
 
 __all__ = ["export_adapter"]
@@ -15,7 +15,7 @@ __all__ = ["export_adapter"]
 def _check_base_rebuilds(cfg, model, base: str) -> None:
     """Raise unless ``base`` loaded into a fresh model gives ``model``'s frozen backbone."""
     fresh = instantiate(cfg.model)
-    SARCheckpointer(fresh).load(base, checkpointables=[])
+    MultiFormatCheckpointer(fresh).load(base, checkpointables=[])
     _, trained = find_convnext_backbone(model)
     _, loaded = find_convnext_backbone(fresh)
     ours = dict(loaded.named_parameters())

@@ -7,7 +7,7 @@ from typing import Optional, Sequence, Tuple
 from detectron2.config import instantiate
 
 from ..checkpoint.adapter import is_adapter_file, read_adapter_metadata
-from ..checkpoint.checkpointer import SARCheckpointer
+from ..checkpoint.checkpointer import MultiFormatCheckpointer
 
 __all__ = ["build_trained_model", "find_run_files", "load_trained_model"]
 
@@ -41,8 +41,8 @@ def find_run_files(run_dir: str) -> Tuple[str, str]:
     )
 
 
-class _RecordingCheckpointer(SARCheckpointer):
-    """SARCheckpointer that keeps what did not match, so partial weights can be refused."""
+class _RecordingCheckpointer(MultiFormatCheckpointer):
+    """MultiFormatCheckpointer that keeps what did not match, so partial weights can be refused."""
 
     incompatible = None
 
@@ -53,7 +53,7 @@ class _RecordingCheckpointer(SARCheckpointer):
 
 def build_trained_model(cfg, weights: str, device: str = "cpu"):
     """
-    Build ``cfg.model`` in eval mode and load ``weights`` with :class:`SARCheckpointer` (any
+    Build ``cfg.model`` in eval mode and load ``weights`` with :class:`MultiFormatCheckpointer` (any
     format it reads; an adapter loads over ``train.init_checkpoint`` or the base it records).
 
     Args:

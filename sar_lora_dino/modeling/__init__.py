@@ -1,8 +1,8 @@
 """Backbones, LoRA and the RetinaNet pieces of the original recipe."""
 
-from .box_transform import SARBox2BoxTransform
+from .box_transform import TwoSidedClampBox2BoxTransform
 from .convnext import ConvNeXtBackbone, add_convnext_config
-from .fpn import SARFPN, SARLastLevelP6P7
+from .fpn import NoReLULastLevelP6P7, XavierInitFPN
 from .lora import (
     LoRALinear,
     inject_lora,
@@ -11,5 +11,5 @@ from .lora import (
     merged_state_dict,
     unmerge_lora,
 )
-from .matcher import SARMatcher
-from .retinanet import SARRetinaNet
+from .matcher import LowQualityReassignMatcher
+from .retinanet import MMDetRetinaNet

@@ -6,13 +6,13 @@ from typing import Tuple
 import torch
 from detectron2.modeling.box_regression import Box2BoxTransform
 
-__all__ = ["SARBox2BoxTransform"]
+__all__ = ["TwoSidedClampBox2BoxTransform"]
 
 # exp(-log(1000/16)) = 0.016: the smallest width/height factor the original decodes to.
 _SCALE_CLAMP = math.log(1000.0 / 16)
 
 
-class SARBox2BoxTransform(Box2BoxTransform):
+class TwoSidedClampBox2BoxTransform(Box2BoxTransform):
     """
     detectron2's :class:`Box2BoxTransform` with an optional lower clamp on dw/dh.
 

@@ -104,7 +104,7 @@ class ConvNeXtBackbone(Backbone):
         """
         Args:
             arch (str): timm model name, e.g. "convnext_small". Built with pretrained=False;
-                load weights with :class:`sar_lora_dino.checkpoint.SARCheckpointer`.
+                load weights with :class:`sar_lora_dino.checkpoint.MultiFormatCheckpointer`.
             out_features (list[str]): subset of "res2".."res5" to return.
             drop_path_rate (float): stochastic depth rate of the timm model.
             use_checkpoint (bool): gradient checkpointing of the blocks (timm

@@ -4,12 +4,12 @@ import torch.nn.functional as F
 from detectron2.modeling.backbone.fpn import FPN, LastLevelP6P7
 from torch import nn
 
-__all__ = ["SARFPN", "SARLastLevelP6P7"]
+__all__ = ["XavierInitFPN", "NoReLULastLevelP6P7"]
 
 _FPN_INITS = ("xavier_uniform", "c2_xavier")
 
 
-class SARLastLevelP6P7(LastLevelP6P7):
+class NoReLULastLevelP6P7(LastLevelP6P7):
     """
     RetinaNet's P6/P7 block: P6 = conv(C5 or P5), P7 = conv(P6) or conv(relu(P6)).
 
@@ -37,7 +37,7 @@ class SARLastLevelP6P7(LastLevelP6P7):
         return [p6, p7]
 
 
-class SARFPN(FPN):
+class XavierInitFPN(FPN):
     """
     detectron2's :class:`FPN` whose convs can be initialised as in the original.
 
@@ -56,7 +56,7 @@ class SARFPN(FPN):
         """
         super().__init__(*args, **kwargs)
         if init not in _FPN_INITS:
-            raise ValueError(f"SARFPN init must be one of {_FPN_INITS}, got {init!r}")
+            raise ValueError(f"XavierInitFPN init must be one of {_FPN_INITS}, got {init!r}")
         self.init = init
         if init == "xavier_uniform":
             for module in self.fpn_convs():

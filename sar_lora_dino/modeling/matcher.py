@@ -3,12 +3,12 @@
 import torch
 from detectron2.modeling.matcher import Matcher
 
-__all__ = ["SARMatcher"]
+__all__ = ["LowQualityReassignMatcher"]
 
 _LOW_QUALITY_ASSIGN = ("last_gt", "argmax")
 
 
-class SARMatcher(Matcher):
+class LowQualityReassignMatcher(Matcher):
     """
     detectron2's IoU :class:`Matcher` with the original's low-quality matching available.
 
@@ -40,7 +40,7 @@ class SARMatcher(Matcher):
         super().__init__(list(thresholds), list(labels), allow_low_quality_matches)
         if low_quality_assign not in _LOW_QUALITY_ASSIGN:
             raise ValueError(
-                f"SARMatcher low_quality_assign must be one of "
+                f"LowQualityReassignMatcher low_quality_assign must be one of "
                 f"{_LOW_QUALITY_ASSIGN}, got {low_quality_assign!r}"
             )
         self.low_quality_assign = low_quality_assign

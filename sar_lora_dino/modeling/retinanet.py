@@ -12,12 +12,12 @@ from fvcore.nn import sigmoid_focal_loss_jit
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["SARRetinaNet"]
+__all__ = ["MMDetRetinaNet"]
 
 _LOSS_NORMALIZERS = ("batch", "ema")
 
 
-class SARRetinaNet(RetinaNet):
+class MMDetRetinaNet(RetinaNet):
     """
     detectron2's :class:`RetinaNet` that, by default, computes what the original
     (MMDetection RetinaNet) computes; each difference is a constructor switch.
@@ -53,7 +53,7 @@ class SARRetinaNet(RetinaNet):
         super().__init__(**kwargs)
         if loss_normalizer not in _LOSS_NORMALIZERS:
             raise ValueError(
-                f"SARRetinaNet loss_normalizer must be one of {_LOSS_NORMALIZERS}, "
+                f"MMDetRetinaNet loss_normalizer must be one of {_LOSS_NORMALIZERS}, "
                 f"got {loss_normalizer!r}"
             )
         # Not `self.loss_normalizer`: detectron2 keeps its EMA value under that name.

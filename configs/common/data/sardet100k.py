@@ -5,8 +5,12 @@ from detectron2.config import LazyCall as L
 from detectron2.data import build_detection_test_loader, get_detection_dataset_dicts
 from omegaconf import OmegaConf
 
-from sar_lora_dino.data import SARDatasetMapper, SARDetCOCOEvaluator, get_sardet_train_dicts
-from sar_lora_dino.data.transforms import SARResize
+from sar_lora_dino.data import (
+    ScaledImageDatasetMapper,
+    ShiftedIdCOCOEvaluator,
+    get_sardet_train_dicts,
+)
+from sar_lora_dino.data.transforms import ResizeWH
 from sar_lora_dino.engine.sampler import build_resumable_train_loader
 
 dataloader = OmegaConf.create()
@@ -24,10 +28,10 @@ dataloader.scaling = "none"
 # checkpoints, so --resume sees the data the run would have seen.
 dataloader.train = L(build_resumable_train_loader)(
     dataset=L(get_sardet_train_dicts)(names="sardet100k_train"),
-    mapper=L(SARDatasetMapper)(
+    mapper=L(ScaledImageDatasetMapper)(
         is_train=True,
         augmentations=[
-            L(SARResize)(scale="${.....image_scale}"),
+            L(ResizeWH)(scale="${.....image_scale}"),
             L(T.RandomFlip)(horizontal=True, prob=0.5),
         ],
         image_format="RGB",
@@ -39,9 +43,9 @@ dataloader.train = L(build_resumable_train_loader)(
 
 dataloader.test = L(build_detection_test_loader)(
     dataset=L(get_detection_dataset_dicts)(names="sardet100k_val", filter_empty=False),
-    mapper=L(SARDatasetMapper)(
+    mapper=L(ScaledImageDatasetMapper)(
         is_train=False,
-        augmentations=[L(SARResize)(scale="${.....image_scale}")],
+        augmentations=[L(ResizeWH)(scale="${.....image_scale}")],
         image_format="${...train.mapper.image_format}",
         scaling="${...scaling}",
     ),
@@ -50,4 +54,4 @@ dataloader.test = L(build_detection_test_loader)(
 
 # COCOEvaluator that copes with annotation id 0; without detectron2's C++ ops it evaluates with
 # faster-coco-eval (identical AP), and use_fast_impl=False selects pycocotools.
-dataloader.evaluator = L(SARDetCOCOEvaluator)(dataset_name="${..test.dataset.names}")
+dataloader.evaluator = L(ShiftedIdCOCOEvaluator)(dataset_name="${..test.dataset.names}")

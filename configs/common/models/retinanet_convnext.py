@@ -7,24 +7,24 @@ from detectron2.modeling.meta_arch.retinanet import RetinaNetHead
 
 from sar_lora_dino.data.sardet import SARDET100K_CATEGORIES
 from sar_lora_dino.modeling import (
-    SARFPN,
-    SARBox2BoxTransform,
-    SARLastLevelP6P7,
-    SARMatcher,
-    SARRetinaNet,
+    LowQualityReassignMatcher,
+    MMDetRetinaNet,
+    NoReLULastLevelP6P7,
+    TwoSidedClampBox2BoxTransform,
+    XavierInitFPN,
 )
 
 from .convnext import PIXEL_MEAN, PIXEL_STD, backbone
 
 # Our components default to the original's arithmetic where it differs from detectron2's
 # (sar_lora_dino.semantics.DIFFERENCES; set_semantics(model, dataloader, "detectron2") flips it).
-model = L(SARRetinaNet)(
-    backbone=L(SARFPN)(
+model = L(MMDetRetinaNet)(
+    backbone=L(XavierInitFPN)(
         bottom_up=backbone,
         in_features=["res3", "res4", "res5"],
         out_channels=256,
         # P6 from C5 (the 768-channel input, as the original's add_extra_convs="on_input").
-        top_block=L(SARLastLevelP6P7)(
+        top_block=L(NoReLULastLevelP6P7)(
             in_channels=768, out_channels="${..out_channels}", in_feature="res5"
         ),
     ),
@@ -43,9 +43,9 @@ model = L(SARRetinaNet)(
         strides=[8, 16, 32, 64, 128],
         offset=0.0,
     ),
-    box2box_transform=L(SARBox2BoxTransform)(weights=[1.0, 1.0, 1.0, 1.0]),
+    box2box_transform=L(TwoSidedClampBox2BoxTransform)(weights=[1.0, 1.0, 1.0, 1.0]),
     # IoU >= 0.5 positive, < 0.4 negative, low-quality matches allowed
-    anchor_matcher=L(SARMatcher)(
+    anchor_matcher=L(LowQualityReassignMatcher)(
         thresholds=[0.4, 0.5], labels=[0, -1, 1], allow_low_quality_matches=True
     ),
     num_classes=len(SARDET100K_CATEGORIES),
