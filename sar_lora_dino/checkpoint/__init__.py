@@ -11,3 +11,6 @@ from .dinov3 import (
     unwrap_state_dict,
 )
 from .fingerprint import RANDOM_INIT, file_fingerprint, same_weights
+
+# The names before the rename, so that configs saved by earlier runs still load.
+SARCheckpointer = MultiFormatCheckpointer  # deprecated alias (saved configs)

@@ -224,3 +224,6 @@ class MultiFormatCheckpointer(DetectionCheckpointer):
             f"{len(incompatible.missing_keys) - len(missing)} other tensors keep their init"
         )
         return incompatible._replace(missing_keys=missing)
+
+
+SARCheckpointer = MultiFormatCheckpointer  # deprecated alias (saved configs)

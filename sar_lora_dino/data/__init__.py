@@ -22,5 +22,9 @@ __all__ = [
     "register_sardet100k",
 ]
 
+# The names before the rename, so that configs saved by earlier runs still load.
+SARDatasetMapper = ScaledImageDatasetMapper  # deprecated alias (saved configs)
+SARDetCOCOEvaluator = ShiftedIdCOCOEvaluator  # deprecated alias (saved configs)
+
 # Register sardet100k_{train,val,test} under the default root; no file is read here.
 register_sardet100k()

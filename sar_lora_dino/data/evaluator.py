@@ -98,3 +98,6 @@ class ShiftedIdCOCOEvaluator(COCOEvaluator):
                 f"Annotation ids of {self._metadata.json_file} start at {min_id}; shifted by "
                 f"{offset} for evaluation (pycocotools cannot match a ground truth with id 0)."
             )
+
+
+SARDetCOCOEvaluator = ShiftedIdCOCOEvaluator  # deprecated alias (saved configs)

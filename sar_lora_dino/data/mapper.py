@@ -78,3 +78,6 @@ class ScaledImageDatasetMapper(DatasetMapper):
                 f"{dataset_dict.get('image_id')}): {type(e).__name__}: {e}. Check the file with "
                 "datasets/prepare_sardet100k.py."
             ) from e
+
+
+SARDatasetMapper = ScaledImageDatasetMapper  # deprecated alias (saved configs)

@@ -90,3 +90,6 @@ class ResizeWH(T.Augmentation):
         if self.backend == "opencv":
             return OpenCVResizeTransform(h, w, new_h, new_w)
         return T.ResizeTransform(h, w, new_h, new_w, Image.BILINEAR)
+
+
+SARResize = ResizeWH  # deprecated alias (saved configs)

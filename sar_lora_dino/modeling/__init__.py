@@ -13,3 +13,10 @@ from .lora import (
 )
 from .matcher import LowQualityReassignMatcher
 from .retinanet import MMDetRetinaNet
+
+# The names before the rename, so that configs saved by earlier runs still load.
+SARBox2BoxTransform = TwoSidedClampBox2BoxTransform  # deprecated alias (saved configs)
+SARFPN = XavierInitFPN  # deprecated alias (saved configs)
+SARLastLevelP6P7 = NoReLULastLevelP6P7  # deprecated alias (saved configs)
+SARMatcher = LowQualityReassignMatcher  # deprecated alias (saved configs)
+SARRetinaNet = MMDetRetinaNet  # deprecated alias (saved configs)

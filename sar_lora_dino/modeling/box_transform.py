@@ -77,3 +77,6 @@ class TwoSidedClampBox2BoxTransform(Box2BoxTransform):
             dim=-1,
         )
         return decoded.reshape(deltas.shape)
+
+
+SARBox2BoxTransform = TwoSidedClampBox2BoxTransform  # deprecated alias (saved configs)

@@ -84,3 +84,7 @@ def xavier_uniform_fill(module: nn.Module) -> None:
     nn.init.xavier_uniform_(module.weight)
     if module.bias is not None:
         nn.init.zeros_(module.bias)
+
+
+SARFPN = XavierInitFPN  # deprecated alias (saved configs)
+SARLastLevelP6P7 = NoReLULastLevelP6P7  # deprecated alias (saved configs)

@@ -75,3 +75,6 @@ class LowQualityReassignMatcher(Matcher):
         matches[reassigned] = last_gt[reassigned] - 1
         match_labels[reassigned] = 1
         return matches, match_labels
+
+
+SARMatcher = LowQualityReassignMatcher  # deprecated alias (saved configs)

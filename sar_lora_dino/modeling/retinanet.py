@@ -130,3 +130,6 @@ class MMDetRetinaNet(RetinaNet):
             pred.pred_boxes.tensor, pred.scores, pred.pred_classes, self.test_nms_thresh
         )
         return pred[keep[: self.max_detections_per_image]]
+
+
+SARRetinaNet = MMDetRetinaNet  # deprecated alias (saved configs)
