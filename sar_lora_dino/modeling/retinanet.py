@@ -1,5 +1,6 @@
 """RetinaNet with the original's loss normaliser and pre-NMS box handling as switches."""
 
+import logging
 from typing import List, Tuple
 
 import torch
@@ -8,13 +9,16 @@ from detectron2.modeling import RetinaNet
 from detectron2.modeling.box_regression import _dense_box_regression_loss
 from detectron2.structures import Boxes
 from detectron2.utils.events import get_event_storage
-from fvcore.nn import sigmoid_focal_loss_jit
+from fvcore.nn import sigmoid_focal_loss
 from torch import Tensor
 from torch.nn import functional as F
 
 __all__ = ["MMDetRetinaNet"]
 
 _LOSS_NORMALIZERS = ("batch", "ema")
+# detectron2's EMA start value (``RetinaNet.losses``); a run without a saved EMA starts there
+_EMA_START = 100.0
+logger = logging.getLogger(__name__)
 
 
 class MMDetRetinaNet(RetinaNet):
@@ -25,14 +29,21 @@ class MMDetRetinaNet(RetinaNet):
     * ``loss_normalizer``: "batch" divides both losses by the batch's positive anchor count
       (summed per image, each image counting at least 1, as MMDetection's ``avg_factor``),
       with no state, so resuming changes nothing. "ema" is detectron2's moving average
-      (starts at 100, momentum 0.9, not checkpointed).
+      (starts at 100, momentum 0.9), kept in the buffer ``loss_normalizer_ema`` so that it is
+      checkpointed and a resumed run continues it; a checkpoint without it (saved before it was
+      kept) loads with a warning and the average restarts at 100.
+    * The focal loss runs eagerly, not as detectron2's TorchScript function, whose first calls
+      (profiling) and later ones (optimised graph) differ in the last bit: a resumed run would
+      not repeat an uninterrupted one exactly. The "ema" path is detectron2's code, run with the
+      TorchScript optimiser off for the same reason.
     * ``clip_before_nms``: clip decoded boxes to the image before NMS (the original), rather
       than after it in ``detector_postprocess`` (detectron2).
     * ``drop_empty_before_nms``: drop boxes with zero width or height before NMS and the
       ``max_detections_per_image`` cut (the original); detectron2 drops them afterwards and
       may return fewer detections.
 
-    Parameters and their names are detectron2's: this class adds none.
+    Parameters and their names are detectron2's: this class adds none (and a buffer only with
+    "ema").
     """
 
     def __init__(
@@ -60,6 +71,28 @@ class MMDetRetinaNet(RetinaNet):
         self.loss_normalizer_mode = loss_normalizer
         self.clip_before_nms = clip_before_nms
         self.drop_empty_before_nms = drop_empty_before_nms
+        if loss_normalizer == "ema":
+            # float64 holds detectron2's python float exactly
+            self.register_buffer(
+                "loss_normalizer_ema", torch.tensor(_EMA_START, dtype=torch.float64)
+            )
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "loss_normalizer_ema"
+        if self.loss_normalizer_mode == "ema" and key not in state_dict:
+            logger.warning(
+                f"The weights have no {key!r} (the EMA of the positive-anchor count, saved "
+                f"since it is checkpointed); it restarts at {_EMA_START:g} as in a new run."
+            )
+            state_dict[key] = torch.tensor(_EMA_START, dtype=torch.float64)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _ema_losses(self, *args):
+        self.loss_normalizer = float(self.loss_normalizer_ema)  # what _ema_update reads
+        with torch.jit.optimized_execution(False):
+            losses = super().losses(*args)
+        self.loss_normalizer_ema.fill_(self.loss_normalizer)
+        return losses
 
     def losses(self, anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes):
         """
@@ -70,7 +103,7 @@ class MMDetRetinaNet(RetinaNet):
             positive count ("batch") or detectron2's EMA of it ("ema").
         """
         if self.loss_normalizer_mode == "ema":
-            return super().losses(anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes)
+            return self._ema_losses(anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes)
         gt_labels = torch.stack(gt_labels)  # (N, R)
         valid_mask = gt_labels >= 0
         pos_mask = valid_mask & (gt_labels != self.num_classes)
@@ -82,7 +115,7 @@ class MMDetRetinaNet(RetinaNet):
 
         # One-hot over K + 1 labels; the last (background) column carries no loss.
         targets = F.one_hot(gt_labels[valid_mask], num_classes=self.num_classes + 1)[:, :-1]
-        loss_cls = sigmoid_focal_loss_jit(
+        loss_cls = sigmoid_focal_loss(
             cat(pred_logits, dim=1)[valid_mask],
             targets.to(pred_logits[0].dtype),
             alpha=self.focal_loss_alpha,
