@@ -1,15 +1,18 @@
 """kill -9 at seeded random moments, then --resume: the weights equal an uninterrupted run's."""
 
 import glob
+import logging
 import multiprocessing as mp
 import os
 import random
+import shutil
 import signal
 
 import pytest
 import torch
-from engine_helpers import make_tiny_root, train_child
+from engine_helpers import build_tiny_model, make_tiny_root, tiny_cfg, train_child
 
+from sar_lora_dino.engine import TrainingCheckpointer, do_train
 from sar_lora_dino.utils.io import TEMP_PREFIX
 
 PREFIX = "killtest"
@@ -116,3 +119,45 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(ctx, tmp_path):
             assert torch.equal(got_opt["state"][pid][name], value), f"{pid} {name}"
     assert got["trainer"]["data_loader"] == ref["trainer"]["data_loader"]
     assert got["trainer"]["hooks"] == ref["trainer"]["hooks"]  # LR schedule, best metric
+
+
+def test_resumed_ema_normaliser_run_equals_an_uninterrupted_one(tmp_path, caplog):
+    """detectron2's EMA loss normaliser is state: a resume must continue it, not restart it."""
+
+    prefix = "emaresume"
+    make_tiny_root(str(tmp_path / "root"), prefix)
+    opts = ["model.loss_normalizer=ema", "train.max_iter=3", "train.eval_period=0"]
+    opts += ["train.checkpointer.period=2"]
+    full = str(tmp_path / "full")
+    do_train(*tiny_cfg(full, prefix, opts))
+    middle = torch.load(os.path.join(full, "model_0000001.pth"), weights_only=True)
+    ema = float(middle["model"]["loss_normalizer_ema"])
+    assert ema != 100.0  # it moved: a restart at 100 would change the next losses
+
+    resumed = str(tmp_path / "resumed")
+    os.makedirs(resumed)
+    shutil.copy(os.path.join(full, "model_0000001.pth"), resumed)
+    with open(os.path.join(resumed, "last_checkpoint"), "w") as f:
+        f.write("model_0000001.pth")
+    cfg, args = tiny_cfg(resumed, prefix, opts, resume=True)
+    do_train(cfg, args, resume=True)
+    ref = torch.load(os.path.join(full, "model_final.pth"), weights_only=True)["model"]
+    got = torch.load(os.path.join(resumed, "model_final.pth"), weights_only=True)["model"]
+    assert got["loss_normalizer_ema"] == ref["loss_normalizer_ema"] != ema
+    for key, value in ref.items():
+        assert torch.equal(got[key], value), key
+
+    # a checkpoint from before the EMA was kept still loads strictly; the log says it restarts
+    del middle["model"]["loss_normalizer_ema"]
+    old = str(tmp_path / "old.pth")
+    torch.save(middle, old)
+    model = build_tiny_model(["model.loss_normalizer=ema"])
+    model.loss_normalizer_ema.fill_(7.0)
+    logger = logging.getLogger("sar_lora_dino.modeling.retinanet")
+    logger.addHandler(caplog.handler)  # setup() stops "sar_lora_dino" from propagating
+    try:
+        TrainingCheckpointer(model, strict=True).load(old, checkpointables=[])
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert "no 'loss_normalizer_ema'" in caplog.text and "restarts at 100" in caplog.text
+    assert float(model.loss_normalizer_ema) == 100.0

@@ -241,8 +241,15 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
         keys = {
             k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()
         }
-        model_shapes = {k: v.shape for k, v in self._module().state_dict().items()}
-        expected = set(model_shapes) - set(info["frozen_keys"] if info else ())
+        module = self._module()
+        model_shapes = {k: v.shape for k, v in module.state_dict().items()}
+        # state a module fills itself when a file lacks it (e.g. SARRetinaNet's EMA normaliser)
+        optional = {
+            f"{name}.{key}" if name else key
+            for name, sub in module.named_modules()
+            for key in getattr(sub, "optional_state_keys", ())
+        }
+        expected = set(model_shapes) - set(info["frozen_keys"] if info else ()) - optional
         missing, unexpected, shapes = compare_state_dicts(keys, model_shapes, expected)
         problems = []
         if shapes:

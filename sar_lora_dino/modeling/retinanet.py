@@ -46,6 +46,9 @@ class MMDetRetinaNet(RetinaNet):
     "ema").
     """
 
+    # filled with a warning when a checkpoint lacks them (strict loaders accept their absence)
+    optional_state_keys = ("loss_normalizer_ema",)
+
     def __init__(
         self,
         *,
