@@ -1,6 +1,7 @@
 """kill -9 at seeded random moments, then --resume: the weights equal an uninterrupted run's."""
 
 import glob
+import json
 import logging
 import multiprocessing as mp
 import os
@@ -13,6 +14,7 @@ import torch
 from engine_helpers import build_tiny_model, make_tiny_root, tiny_cfg, train_child
 
 from sar_lora_dino.engine import TrainingCheckpointer, do_train
+from sar_lora_dino.reporting.plots import read_metrics
 from sar_lora_dino.utils.io import TEMP_PREFIX
 
 PREFIX = "killtest"
@@ -161,3 +163,16 @@ def test_resumed_ema_normaliser_run_equals_an_uninterrupted_one(tmp_path, caplog
         logger.removeHandler(caplog.handler)
     assert "no 'loss_normalizer_ema'" in caplog.text and "restarts at 100" in caplog.text
     assert float(model.loss_normalizer_ema) == 100.0
+
+
+def test_a_resume_drops_the_metrics_the_stopped_run_wrote_after_its_checkpoint(tmp_path):
+    from sar_lora_dino.engine.writers import ProvenanceJSONWriter
+
+    path = tmp_path / "metrics.json"
+    lines = [json.dumps({"iteration": i, "lr": 0.1 * i}) for i in (0, 1, 2, 3, 4)]
+    path.write_text("\n".join(lines) + '\n{"iteration": 5, "l')  # killed mid-line
+    writer = ProvenanceJSONWriter(str(path))
+    assert writer.drop_after(2) == 3
+    writer.close()
+    assert path.read_text() == "\n".join(lines[:3]) + "\n"
+    assert [r["iteration"] for r in read_metrics(str(path))] == [0, 1, 2]

@@ -116,6 +116,8 @@ def test_resume_continues_iteration_and_lr_schedule(full_run, tmp_path):
         for d in (out_full, out)
     )
     assert sorted(lr_resumed) == list(range(6))
+    with open(os.path.join(out, "metrics.json")) as f:  # iteration 3 of the stopped run: gone
+        assert [json.loads(line)["iteration"] for line in f] == list(range(7))  # 6: final eval
     assert len(set(lr_full.values())) >= 4  # the schedule does change within the run
     for it in range(6):
         assert lr_resumed[it] == pytest.approx(lr_full[it], rel=1e-9), it

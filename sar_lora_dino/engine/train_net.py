@@ -386,6 +386,13 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
         init_weights = extra.get("init_weights", "unrecorded")
         start_iter = trainer.iter + 1  # a checkpoint stores the iteration that had just finished
         logger.info(f"Resuming from {path} at iteration {start_iter}")
+        if comm.is_main_process():
+            dropped = json_writer.drop_after(trainer.iter)
+            if dropped:
+                logger.info(
+                    f"metrics.json: removed {dropped} record(s) the stopped run wrote after "
+                    f"iteration {trainer.iter} (they are written again)."
+                )
         if start_iter >= cfg.train.max_iter:
             logger.info("The run had already finished: only the final evaluation runs again.")
     else:

@@ -6,6 +6,8 @@ from collections import defaultdict
 
 from detectron2.utils.events import EventWriter, get_event_storage
 
+from sar_lora_dino.utils.io import atomic_write
+
 __all__ = ["ProvenanceJSONWriter"]
 
 
@@ -14,6 +16,9 @@ class ProvenanceJSONWriter(EventWriter):
     Like detectron2's ``JSONWriter`` (one JSON object per line and iteration, appended), with
     ``init_weights`` (a file fingerprint or ``"random"``) in every record and, in the records
     of evaluations, the evaluated ``checkpoint`` and its ``checkpoint_iteration``.
+
+    A resumed run calls :meth:`drop_after` with the iteration it resumes from, so the file holds
+    each iteration once: what the stopped run wrote after its last checkpoint is removed.
     """
 
     def __init__(self, json_file, window_size=20):
@@ -22,6 +27,7 @@ class ProvenanceJSONWriter(EventWriter):
             json_file (str): path of ``metrics.json``; appended to.
             window_size (int): median window for scalars with a smoothing hint.
         """
+        self._path = json_file
         self._file = open(json_file, "a")
         self._window_size = window_size
         self._last_write = -1
@@ -44,6 +50,35 @@ class ProvenanceJSONWriter(EventWriter):
             self._file.write(json.dumps(record, sort_keys=True) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
+
+    def drop_after(self, iteration):
+        """
+        Remove the records of iterations after ``iteration`` (the resumed checkpoint's) and any
+        line cut short by a kill, rewriting the file atomically.
+
+        Args:
+            iteration (int): the last iteration whose records stay.
+
+        Returns:
+            int: the number of lines removed.
+        """
+        self._file.close()
+        kept, dropped = [], 0
+        with open(self._path) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    dropped += 1
+                    continue
+                if record.get("iteration", -1) > iteration:
+                    dropped += 1
+                else:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+        if dropped:
+            atomic_write(self._path, lambda f: f.writelines(kept), mode="w")
+        self._file = open(self._path, "a")
+        return dropped
 
     def close(self):
         self._file.close()
