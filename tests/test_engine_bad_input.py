@@ -3,11 +3,12 @@
 import glob
 import json
 import os
+import re
 
 import pytest
 import torch
 from detectron2.engine import HookBase
-from engine_helpers import make_tiny_root, tiny_cfg
+from engine_helpers import REPO, TINY_CONFIG, make_tiny_root, tiny_cfg
 
 from sar_lora_dino.engine import do_eval, do_train, launch
 
@@ -94,3 +95,51 @@ def test_more_processes_than_the_machine_has(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     with pytest.raises(ValueError, match=r"--num-gpus 3: no CUDA here.*has 2"):
         launch(lambda: None, 3)
+
+
+def _cli():
+    import importlib.util
+
+    path = os.path.join(REPO, "tools", "lazyconfig_train_net.py")
+    spec = importlib.util.spec_from_file_location("lazyconfig_train_net", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool.cli
+
+
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("empty", r"train.init_checkpoint is empty.*Set DINOV3_WEIGHTS=.*allow_random_init=True"),
+        ("missing", r"train.init_checkpoint='.*nope.pth': no such file"),
+        ("text", r"train.init_checkpoint='.*weights.pth' is not usable as .*Expected a torch"),
+        ("truncated", r"train.init_checkpoint='.*weights.pth' is not usable as .*zip archive"),
+    ],
+)
+def test_unusable_init_weights_end_in_one_line_naming_the_key(
+    data_root, tmp_path, capsys, kind, expected
+):
+    weights = tmp_path / ("nope.pth" if kind == "missing" else "weights.pth")
+    if kind == "text":
+        weights.write_text("these are not weights\n")
+    elif kind == "truncated":
+        torch.save({"stem.0.weight": torch.zeros(64, 3, 4, 4)}, str(weights))
+        weights.write_bytes(weights.read_bytes()[:3000])
+    out = tmp_path / "out"
+    opts = [
+        f"train.output_dir={out}",
+        f"dataloader.train.dataset.names={_prefix(tmp_path)}_train",
+        f"dataloader.test.dataset.names={_prefix(tmp_path)}_val",
+        "train.allow_random_init=False",
+        "train.init_checkpoint=" + ("" if kind == "empty" else str(weights)),
+    ]
+    with pytest.raises(SystemExit) as stopped:
+        _cli()(["--config-file", TINY_CONFIG, *opts])
+    message = stopped.value.code
+    assert isinstance(message, str) and "\n" not in message  # Python prints it, exit status 1
+    assert re.match(r"error: " + expected, message), message
+    assert message.endswith(f"(traceback in {out / 'log.txt'})")
+    console = capsys.readouterr()
+    assert not re.search(r"Error: train\.init_checkpoint", console.out + console.err)  # no trace
+    assert "Traceback" in (out / "log.txt").read_text()
+    assert not glob.glob(str(out / "*.pth"))

@@ -2,6 +2,8 @@
 
 import logging
 import os
+import pickle
+import sys
 
 import torch
 from detectron2.config import LazyConfig, instantiate
@@ -253,6 +255,14 @@ def _evaluated_checkpoint(checkpointer, iteration):
     }
 
 
+def _load_init_checkpoint(checkpointer, cfg):
+    path = cfg.train.init_checkpoint
+    try:
+        checkpointer.load(path, checkpointables=[])
+    except (ValueError, OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"train.init_checkpoint={path!r} is not usable as weights: {e}") from e
+
+
 def do_train(cfg, args=None, resume=False, extra_hooks=()):
     """
     Train ``cfg.model`` as the config says, evaluating every ``train.eval_period`` iterations.
@@ -397,7 +407,7 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
             logger.info("The run had already finished: only the final evaluation runs again.")
     else:
         if cfg.train.init_checkpoint:
-            checkpointer.load(cfg.train.init_checkpoint, checkpointables=[])
+            _load_init_checkpoint(checkpointer, cfg)
         start_iter = 0
     checkpointer.extra_state["init_weights"] = init_weights
     json_writer.provenance["init_weights"] = init_weights
@@ -457,15 +467,45 @@ def do_eval(cfg, args=None):
     return evaluate(cfg, model, run_info=info)
 
 
+# What bad input raises (each message names the file or key): the command line shows it as one
+# line and keeps the traceback in log.txt. Anything else keeps its traceback on the console.
+INPUT_ERRORS = (ValueError, LookupError, OSError, RuntimeError, EOFError, pickle.UnpicklingError)
+
+
+def _log_to_files_only(message, output_dir):
+    """Log the current exception's traceback into the log files of ``output_dir`` only."""
+    record = logger.makeRecord(
+        logger.name, logging.ERROR, __file__, 0, message, None, sys.exc_info()
+    )
+    folder = os.path.abspath(output_dir) + os.sep
+    files = []
+    for handler in logger.handlers:
+        name = getattr(getattr(handler, "stream", None), "name", None)
+        if isinstance(name, str) and os.path.abspath(name).startswith(folder):
+            handler.handle(record)
+            handler.flush()
+            files.append(name)
+    return files
+
+
 def main(args):
     """
     Entry point run in every process: load the config, set up, then train or evaluate.
+
+    An error of :data:`INPUT_ERRORS` ends the process with ``SystemExit("error: <message>")``
+    (exit status 1); its traceback goes to ``log.txt`` only.
 
     Args:
         args (argparse.Namespace): from :func:`build_argument_parser`.
     """
     cfg = load_config(args.config_file, args.opts)
-    setup(cfg, args)
-    if args.eval_only:
-        return do_eval(cfg, args)
-    return do_train(cfg, args, resume=args.resume)
+    try:
+        setup(cfg, args)
+        if args.eval_only:
+            return do_eval(cfg, args)
+        return do_train(cfg, args, resume=args.resume)
+    except INPUT_ERRORS as e:
+        files = _log_to_files_only(f"Stopped: {e}", cfg.train.output_dir)
+        rank = f"rank {comm.get_rank()}: " if comm.get_world_size() > 1 else ""
+        where = f" (traceback in {files[0]})" if files else ""
+        raise SystemExit(f"error: {rank}{e}{where}") from e
