@@ -102,3 +102,36 @@ def train_child(root, prefix, out, opts, resume, kill_at_save, conn):
 
     do_train(cfg, args, resume=resume, extra_hooks=[Beacon()])
     conn.send(("done", None))
+
+
+def corrupt_on_one_rank_child(root, prefix, out, opts, bad_rank, after_iteration):
+    """
+    Train the tiny config in one of several gloo processes; after ``after_iteration`` the
+    process of rank ``bad_rank`` overwrites the next training image it will read (and only
+    it) with bytes that are not an image.
+    """
+    import copy
+
+    from detectron2.engine import HookBase
+    from detectron2.utils import comm
+
+    from sar_lora_dino.data import register_sardet100k
+    from sar_lora_dino.engine import do_train
+
+    register_sardet100k(root=root, prefix=prefix, splits=("train", "val"))
+    cfg, args = tiny_cfg(out, prefix, opts)
+
+    class _CorruptMyNextImage(HookBase):
+        def after_step(self):
+            if self.trainer.iter != after_iteration or comm.get_rank() != bad_rank:
+                return
+            loader = self.trainer.data_loader
+            batch = copy.deepcopy(loader.sampler).next_batch()
+            local = len(batch) // comm.get_world_size()
+            mine = {loader._dataset[i]["file_name"] for i in batch[bad_rank * local :][:local]}
+            others = {loader._dataset[i]["file_name"] for i in batch} - mine
+            for path in sorted(mine - others):
+                with open(path, "wb") as f:
+                    f.write(b"not an image")
+
+    do_train(cfg, args, extra_hooks=[_CorruptMyNextImage()])

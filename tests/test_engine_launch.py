@@ -2,9 +2,11 @@
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
+import torch
 from engine_helpers import make_tiny_root, run_train_net, tiny_cfg
 
 from sar_lora_dino.engine import do_eval
@@ -59,3 +61,37 @@ def test_two_gloo_processes_train_and_evaluate_like_one(tmp_path):
     assert preds_two.keys() == preds_one.keys() and len(preds_one) == 4
     for image_id, scores in preds_one.items():
         np.testing.assert_allclose(preds_two[image_id], scores, atol=1e-5)
+
+
+def test_a_corrupt_image_on_rank_1_stops_every_rank_naming_the_file(tmp_path):
+    from datetime import timedelta
+
+    from engine_helpers import corrupt_on_one_rank_child
+
+    from sar_lora_dino.engine import launch
+
+    prefix = "ddpcorrupt"
+    root = make_tiny_root(str(tmp_path / "root"), prefix)
+    out = str(tmp_path / "out")
+    opts = ["train.max_iter=4", "train.eval_period=0", "train.checkpointer.period=100"]
+    # a hang would end at the collective timeout, without the file in rank 0's error
+    with pytest.raises(Exception) as failed:
+        launch(
+            corrupt_on_one_rank_child,
+            2,
+            args=(root, prefix, out, opts, 1, 1),
+            timeout=timedelta(seconds=90),
+        )
+    with open(os.path.join(out, "log.txt.rank1")) as f:
+        bad = re.search(r"Cannot use image '([^']+)'", f.read()).group(1)
+    with open(os.path.join(out, "log.txt")) as f:
+        log = f.read()
+    assert "DataLoadingError: Iteration 2: rank 1 could not load its training batch" in log
+    assert f"Cannot use image '{bad}'" in log  # rank 0 names rank 1's file
+    assert bad in str(failed.value)
+    with open(os.path.join(out, "last_checkpoint")) as f:
+        assert f.read().strip() == "model_0000001.pth"
+    state = torch.load(os.path.join(out, "model_0000001.pth"), weights_only=True)
+    # rank 0 loaded the batch of iteration 2, but the state resumes before it
+    assert state["iteration"] == 1 and state["trainer"]["data_loader"]["step"] == 2
+    assert len(state["trainer"]["rng"]) == 2

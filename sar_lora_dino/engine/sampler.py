@@ -208,6 +208,7 @@ class ResumableTrainLoader:
         self.sampler = sampler
         self._num_workers = int(num_workers)
         self._local = sampler._batch_size // world_size
+        self._before_last = None  # the position before the last batch handed out
 
     def __len__(self):
         return len(self._dataset)
@@ -237,7 +238,18 @@ class ResumableTrainLoader:
             except BaseException:
                 self.sampler.load_state_dict(before)  # this batch was not handed out
                 raise
+            self._before_last = before
             yield batch
+
+    def unread_last_batch(self):
+        """
+        Move the position back before the last batch handed out, so a checkpoint saved now
+        resumes with that batch (when the batch was not used: another process failed). The
+        running iterator does not rewind; iterate anew to continue.
+        """
+        if self._before_last is not None:
+            self.sampler.load_state_dict(self._before_last)
+            self._before_last = None
 
     def state_dict(self):
         """dict: the sampler position after the batches handed out so far."""

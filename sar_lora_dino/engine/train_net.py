@@ -21,7 +21,7 @@ from sar_lora_dino.utils.io import TEMP_PREFIX, atomic_path
 
 from .checkpointing import TrainingCheckpointer, clean_stale_temps
 from .evaluation import count_parameters, evaluate, test_dataset_names
-from .hooks import BestCheckpointer, CheckpointOnSignal, PeriodicCheckpointer
+from .hooks import BestCheckpointer, CheckpointOnSignal, PeriodicCheckpointer, _gather_rng
 from .overrides import apply_overrides
 from .trainer import MixedPrecisionTrainer, rng_state, set_rng_state
 from .writers import ProvenanceJSONWriter
@@ -353,20 +353,26 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
             best.update(flatten_results_dict(results), iteration, datasets)
         return results
 
-    def on_data_error(error):
+    def on_data_error(failures):
+        # every rank is here (the trainer agreed on the failures), so collectives are safe
         done = trainer.iter - 1
-        if done < trainer.start_iter:
-            return
-        trainer.iter = done  # the state of the last finished iteration
-        try:
-            if comm.is_main_process():  # only this rank failed: no collective call here
-                checkpointer.save(f"model_{done:07d}", iteration=done)
-        finally:
-            trainer.iter = done + 1
-        logger.error(
-            f"Data loading failed after iteration {done}; the state is saved "
-            f"(model_{done:07d}.pth). Fix or remove the file named below, then --resume."
-        )
+        if done >= trainer.start_iter:
+            trainer.iter = done  # the state of the last finished iteration
+            try:
+                _gather_rng(trainer)
+                if comm.is_main_process():
+                    checkpointer.save(f"model_{done:07d}", iteration=done)
+            finally:
+                trainer.iter, trainer.gathered_rng = done + 1, None
+            saved = f"the state after iteration {done} is saved (model_{done:07d}.pth)"
+        else:
+            saved = "nothing trained since the start, no state to save"
+        comm.synchronize()  # no rank exits (and gets the others terminated) before the save
+        for rank, message in failures:
+            logger.error(
+                f"Data loading failed on rank {rank} at iteration {done + 1}; {saved}. Fix or "
+                f"remove the file it names, then --resume: {message}"
+            )
 
     trainer.on_data_error = on_data_error
     trainer.register_hooks(

@@ -13,6 +13,7 @@ from detectron2.utils import comm
 __all__ = [
     "MixedPrecisionTrainer",
     "AMP_DTYPES",
+    "DataLoadingError",
     "NonFiniteLossError",
     "rng_state",
     "set_rng_state",
@@ -24,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 class NonFiniteLossError(FloatingPointError):
     """The loss stayed NaN/inf for too many consecutive iterations."""
+
+
+class DataLoadingError(RuntimeError):
+    """Another process of the run could not load its share of the batch."""
 
 
 def rng_state():
@@ -63,6 +68,12 @@ class MixedPrecisionTrainer(SimpleTrainer):
     CPU) with an optional gradient scaler (always for float16), clips the global gradient norm,
     and treats non-finite losses as a policy, not a crash: the step is skipped and logged; after
     ``max_nonfinite`` consecutive ones the run stops naming the iteration and the loss terms.
+
+    A batch that cannot be loaded (e.g. a corrupt image) stops every process, not only the one
+    that read it: with several processes they agree each iteration, before the forward, whether
+    all got their batch (one small all-reduce). Then :attr:`on_data_error` runs on every rank
+    with the failures, the failing rank raises its error and the others a
+    :class:`DataLoadingError` naming the rank and its error.
 
     Its state (for checkpoints) adds the gradient scaler, the data loader's position and the
     random states of every rank, so ``--resume`` continues exactly.
@@ -119,7 +130,7 @@ class MixedPrecisionTrainer(SimpleTrainer):
         self.clip_grad = dict(clip_grad) if clip_grad is not None else None
         self.max_nonfinite = int(max_nonfinite)
         self.nonfinite_in_a_row = 0
-        # set by the engine: called with the exception when the data loader fails
+        # set by the engine: called on every rank with [(rank, message)] when a batch fails
         self.on_data_error = None
         # set by the checkpoint hooks on every rank before rank 0 saves
         self.gathered_rng = None
@@ -132,13 +143,38 @@ class MixedPrecisionTrainer(SimpleTrainer):
 
     def _next_batch(self):
         try:
-            return next(self._data_loader_iter)
+            data, error = next(self._data_loader_iter), None
         except StopIteration:
             raise
         except Exception as e:
-            if self.on_data_error is not None:
-                self.on_data_error(e)
-            raise
+            data, error = None, e
+        failures = self._data_failures(error)
+        if not failures:
+            return data
+        if error is None and hasattr(self.data_loader, "unread_last_batch"):
+            self.data_loader.unread_last_batch()  # the saved position is before this batch
+        if self.on_data_error is not None:
+            self.on_data_error(failures)
+        if error is not None:
+            raise error
+        rank, message = failures[0]
+        raise DataLoadingError(
+            f"Iteration {self.iter}: rank {rank} could not load its training batch, so every "
+            f"process stops: {message}"
+        )
+
+    def _data_failures(self, error):
+        """[(rank, message)] of the processes whose batch failed (the same list on every rank)."""
+        message = f"{type(error).__name__}: {error}" if error is not None else None
+        if comm.get_world_size() == 1:
+            return [(0, message)] if message else []
+        on_cuda = dist.get_backend() == "nccl"
+        device = torch.device("cuda", torch.cuda.current_device()) if on_cuda else "cpu"
+        flag = torch.tensor([int(message is not None)], dtype=torch.int32, device=device)
+        dist.all_reduce(flag)
+        if not flag.item():
+            return []
+        return [(r, m) for r, m in enumerate(comm.all_gather(message)) if m is not None]
 
     def _all_finite(self, losses):
         finite = torch.isfinite(losses.detach()).all().to(torch.int32).reshape(1)
