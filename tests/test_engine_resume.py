@@ -176,3 +176,25 @@ def test_a_resume_drops_the_metrics_the_stopped_run_wrote_after_its_checkpoint(t
     writer.close()
     assert path.read_text() == "\n".join(lines[:3]) + "\n"
     assert [r["iteration"] for r in read_metrics(str(path))] == [0, 1, 2]
+
+
+def test_a_resume_with_another_cpu_thread_count_says_it_is_not_exact(caplog):
+    from sar_lora_dino.engine import MixedPrecisionTrainer
+
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = MixedPrecisionTrainer(model, [torch.zeros(1, 2)], opt, device="cpu")
+    state = trainer.state_dict()
+    assert state["torch_threads"] == torch.get_num_threads()
+    logger = logging.getLogger("sar_lora_dino.engine.trainer")
+    logger.addHandler(caplog.handler)  # setup() stops "sar_lora_dino" from propagating
+    try:
+        trainer.load_state_dict(state)
+        assert "CPU thread" not in caplog.text
+        trainer.load_state_dict(dict(state, torch_threads=state["torch_threads"] + 3))
+    finally:
+        logger.removeHandler(caplog.handler)
+    assert (
+        "not bit-identical" in caplog.text
+        and f"OMP_NUM_THREADS={torch.get_num_threads() + 3}" in caplog.text
+    )

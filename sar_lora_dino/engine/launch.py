@@ -80,12 +80,26 @@ def launch(
             raise ValueError("--dist-url must be a tcp://host:port that every machine reaches")
         dist_url = f"tcp://127.0.0.1:{_free_local_port()}"
     logger.info(f"No CUDA: {num_procs_per_machine} CPU process(es) joined by gloo at {dist_url}")
-    mp.spawn(
-        _gloo_worker,
-        nprocs=num_procs_per_machine,
-        args=(main_func, world_size, num_procs_per_machine, machine_rank, dist_url, args, timeout),
-        daemon=False,
-    )
+    try:
+        mp.spawn(
+            _gloo_worker,
+            nprocs=num_procs_per_machine,
+            args=(
+                main_func,
+                world_size,
+                num_procs_per_machine,
+                machine_rank,
+                dist_url,
+                args,
+                timeout,
+            ),
+            daemon=False,
+        )
+    except mp.ProcessExitedException as e:  # it printed its own error (e.g. SystemExit's line)
+        raise SystemExit(
+            f"error: {e}; the other processes were stopped. Its error is above and in the "
+            "log files (log.txt, log.txt.rankN) of train.output_dir."
+        ) from e
 
 
 def _gloo_worker(

@@ -258,6 +258,7 @@ class MixedPrecisionTrainer(SimpleTrainer):
             ret["data_loader"] = self.data_loader.state_dict()
         ret["rng"] = self.gathered_rng if self.gathered_rng is not None else [rng_state()]
         ret["nonfinite_in_a_row"] = self.nonfinite_in_a_row
+        ret["torch_threads"] = torch.get_num_threads()
         return ret
 
     def load_state_dict(self, state_dict):
@@ -278,3 +279,11 @@ class MixedPrecisionTrainer(SimpleTrainer):
         elif states:
             logger.warning(f"The checkpoint holds no random state for rank {rank}.")
         self.nonfinite_in_a_row = int(state_dict.get("nonfinite_in_a_row", 0))
+        threads = state_dict.get("torch_threads")
+        if threads is not None and threads != torch.get_num_threads() and self.device_type == "cpu":
+            logger.warning(
+                f"The checkpoint was written by a process with {threads} torch CPU thread(s); "
+                f"this one has {torch.get_num_threads()}. CPU reductions then add in another "
+                "order: the resumed run is close to, not bit-identical with, an uninterrupted "
+                f"one. OMP_NUM_THREADS={threads} (or torch.set_num_threads) makes it exact."
+            )
