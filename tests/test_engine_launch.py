@@ -73,25 +73,25 @@ def test_a_corrupt_image_on_rank_1_stops_every_rank_naming_the_file(tmp_path):
     prefix = "ddpcorrupt"
     root = make_tiny_root(str(tmp_path / "root"), prefix)
     out = str(tmp_path / "out")
-    opts = ["train.max_iter=4", "train.eval_period=0", "train.checkpointer.period=100"]
+    opts = ["train.max_iter=3", "train.eval_period=0", "train.checkpointer.period=100"]
     # a hang would end at the collective timeout, without the file in rank 0's error
     with pytest.raises(Exception) as failed:
         launch(
             corrupt_on_one_rank_child,
             2,
-            args=(root, prefix, out, opts, 1, 1),
+            args=(root, prefix, out, opts, 1, 0),
             timeout=timedelta(seconds=90),
         )
     with open(os.path.join(out, "log.txt.rank1")) as f:
         bad = re.search(r"Cannot use image '([^']+)'", f.read()).group(1)
     with open(os.path.join(out, "log.txt")) as f:
         log = f.read()
-    assert "DataLoadingError: Iteration 2: rank 1 could not load its training batch" in log
+    assert "DataLoadingError: Iteration 1: rank 1 could not load its training batch" in log
     assert f"Cannot use image '{bad}'" in log  # rank 0 names rank 1's file
     assert bad in str(failed.value)
     with open(os.path.join(out, "last_checkpoint")) as f:
-        assert f.read().strip() == "model_0000001.pth"
-    state = torch.load(os.path.join(out, "model_0000001.pth"), weights_only=True)
-    # rank 0 loaded the batch of iteration 2, but the state resumes before it
-    assert state["iteration"] == 1 and state["trainer"]["data_loader"]["step"] == 2
+        assert f.read().strip() == "model_0000000.pth"
+    state = torch.load(os.path.join(out, "model_0000000.pth"), weights_only=True)
+    # rank 0 loaded the batch of iteration 1, but the state resumes before it
+    assert state["iteration"] == 0 and state["trainer"]["data_loader"]["step"] == 1
     assert len(state["trainer"]["rng"]) == 2

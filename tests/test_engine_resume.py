@@ -139,6 +139,7 @@ def test_resumed_ema_normaliser_run_equals_an_uninterrupted_one(tmp_path, caplog
     resumed = str(tmp_path / "resumed")
     os.makedirs(resumed)
     shutil.copy(os.path.join(full, "model_0000001.pth"), resumed)
+    shutil.copy(os.path.join(full, "metrics.json"), resumed)  # with iteration 2, after it
     with open(os.path.join(resumed, "last_checkpoint"), "w") as f:
         f.write("model_0000001.pth")
     cfg, args = tiny_cfg(resumed, prefix, opts, resume=True)
@@ -148,6 +149,10 @@ def test_resumed_ema_normaliser_run_equals_an_uninterrupted_one(tmp_path, caplog
     assert got["loss_normalizer_ema"] == ref["loss_normalizer_ema"] != ema
     for key, value in ref.items():
         assert torch.equal(got[key], value), key
+    lines = [json.loads(x) for x in open(os.path.join(resumed, "metrics.json"))]
+    assert [r["iteration"] for r in lines] == [0, 1, 2, 3]  # 2, 3 of the full run replaced
+    lr = {d: [r.get("lr") for r in read_metrics(f"{d}/metrics.json")] for d in (full, resumed)}
+    assert lr[full] == lr[resumed] and len(set(lr[full]) - {None}) == 3
 
     # a checkpoint from before the EMA was kept still loads strictly; the log says it restarts
     del middle["model"]["loss_normalizer_ema"]
