@@ -243,7 +243,7 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
         }
         module = self._module()
         model_shapes = {k: v.shape for k, v in module.state_dict().items()}
-        # state a module fills itself when a file lacks it (e.g. SARRetinaNet's EMA normaliser)
+        # state a module fills itself when a file lacks it (e.g. MMDetRetinaNet's EMA normaliser)
         optional = {
             f"{name}.{key}" if name else key
             for name, sub in module.named_modules()
