@@ -100,15 +100,3 @@ def test_persistent_nan_loss_stops_naming_iteration_and_terms():
     with pytest.raises(NonFiniteLossError, match=r"3 iterations in a row.*iteration 4.*loss_a"):
         trainer.train(0, 10)
     assert torch.equal(model.w.detach(), torch.full((2,), 0.8**2))  # NaN steps were skipped
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="float16 autocast needs CUDA")
-def test_fp16_grad_scaler_on_cuda(data_root, tmp_path):
-    out = str(tmp_path)
-    extra = ["train.amp.enabled=True", "train.amp.dtype=float16", "train.device=cuda"]
-    cfg, args = tiny_cfg(out, PREFIX, [*extra, "train.max_iter=2", "train.eval_period=0"])
-    dtypes = _Dtypes()
-    do_train(cfg, args, extra_hooks=[dtypes])
-    assert dtypes.seen == {torch.float16}
-    state = torch.load(os.path.join(out, "model_final.pth"), weights_only=True)
-    assert state["trainer"]["grad_scaler"]["scale"] > 0
