@@ -135,3 +135,22 @@ def corrupt_on_one_rank_child(root, prefix, out, opts, bad_rank, after_iteration
                     f.write(b"not an image")
 
     do_train(cfg, args, extra_hooks=[_CorruptMyNextImage()])
+
+
+def fpn_output_recorder():
+    """
+    A hook that records ``(dtype, device type)`` of the first FPN output conv in training steps
+    (``.seen``): what autocast really ran.
+    """
+    from detectron2.engine import HookBase
+
+    class _Dtypes(HookBase):
+        def __init__(self):
+            self.seen = set()
+
+        def before_train(self):
+            self.trainer.model.backbone.fpn_output3.register_forward_hook(
+                lambda m, i, o: self.seen.add((o.dtype, o.device.type)) if m.training else None
+            )
+
+    return _Dtypes()

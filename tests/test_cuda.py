@@ -8,7 +8,7 @@ import pytest
 import torch
 from _models import tiny_backbone
 from detectron2.engine import HookBase
-from engine_helpers import make_tiny_root, tiny_cfg
+from engine_helpers import fpn_output_recorder, make_tiny_root, tiny_cfg
 
 from sar_lora_dino.engine import do_eval, do_train
 from sar_lora_dino.modeling.lora import LoRALinear, merge_lora, unmerge_lora
@@ -23,18 +23,6 @@ PREFIX = "cudatest"
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     return make_tiny_root(str(tmp_path_factory.mktemp("cuda") / "root"), PREFIX)
-
-
-class _Dtypes(HookBase):
-    """Record the dtype and device of the first FPN output conv during training steps."""
-
-    def __init__(self):
-        self.seen = set()
-
-    def before_train(self):
-        self.trainer.model.backbone.fpn_output3.register_forward_hook(
-            lambda m, i, o: self.seen.add((o.dtype, o.device.type)) if m.training else None
-        )
 
 
 class _Scale(HookBase):
@@ -59,7 +47,7 @@ def test_fp16_grad_scaler_state_is_checkpointed_and_resumed(data_root, tmp_path)
     out = str(tmp_path)
     amp = [*_amp("float16", True), "train.eval_period=0"]
     cfg, args = tiny_cfg(out, PREFIX, [*amp, "train.max_iter=2"])
-    dtypes = _Dtypes()
+    dtypes = fpn_output_recorder()
     do_train(cfg, args, extra_hooks=[dtypes])
     assert dtypes.seen == {(torch.float16, "cuda")}
     path = os.path.join(out, "model_final.pth")
@@ -80,7 +68,7 @@ def test_bf16_autocast_on_cuda(data_root, tmp_path):
     cfg, args = tiny_cfg(
         str(tmp_path), PREFIX, [*_amp("bfloat16", False), "train.max_iter=1", "train.eval_period=0"]
     )
-    dtypes = _Dtypes()
+    dtypes = fpn_output_recorder()
     do_train(cfg, args, extra_hooks=[dtypes])
     assert dtypes.seen == {(torch.bfloat16, "cuda")}
 

@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 from detectron2.engine import HookBase
-from engine_helpers import make_tiny_root, tiny_cfg
+from engine_helpers import fpn_output_recorder, make_tiny_root, tiny_cfg
 
 from sar_lora_dino.engine import MixedPrecisionTrainer, NonFiniteLossError, do_train
 
@@ -16,19 +16,6 @@ PREFIX = "amptest"
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     return make_tiny_root(str(tmp_path_factory.mktemp("amp") / "root"), PREFIX)
-
-
-class _Dtypes(HookBase):
-    """Record the dtype of the first FPN output conv during training steps."""
-
-    def __init__(self):
-        self.seen = set()
-
-    def before_train(self):
-        model = self.trainer.model
-        model.backbone.fpn_output3.register_forward_hook(
-            lambda m, i, o: self.seen.add(o.dtype) if m.training else None
-        )
 
 
 def test_bf16_autocast_with_loss_scaling_runs_on_the_cpu_and_resumes(data_root, tmp_path):
@@ -41,9 +28,9 @@ def test_bf16_autocast_with_loss_scaling_runs_on_the_cpu_and_resumes(data_root, 
         "train.eval_period=0",
     ]
     cfg, args = tiny_cfg(out, PREFIX, [*amp, "train.max_iter=1"])
-    dtypes = _Dtypes()
+    dtypes = fpn_output_recorder()
     do_train(cfg, args, extra_hooks=[dtypes])
-    assert dtypes.seen == {torch.bfloat16}
+    assert dtypes.seen == {(torch.bfloat16, "cpu")}
     path = os.path.join(out, "model_final.pth")
     state = torch.load(path, weights_only=True)
     assert state["trainer"]["grad_scaler"]["scale"] == 65536.0  # no overflow, no growth yet
