@@ -2,7 +2,7 @@
 
 from typing import Any, NamedTuple
 
-__all__ = ["Difference", "DIFFERENCES", "RESIZE_FIELD", "readme_switch", "set_semantics"]
+__all__ = ["Difference", "DIFFERENCES", "RESIZE_FIELD", "set_semantics"]
 
 # The resize switch is the ``backend`` of every ResizeWH in the train and test mappers.
 RESIZE_FIELD = "dataloader.{train,test}.mapper.augmentations.0.backend"
@@ -75,8 +75,3 @@ def _get(node, *names):
 def _is_call_of(node, target):
     name = f"{target.__module__}.{target.__qualname__}"
     return hasattr(node, "get") and node.get("_target_") in (target, name)
-
-
-def readme_switch(diff: Difference) -> str:
-    """How the README's table writes the switch of ``diff`` (a test checks each row)."""
-    return f"`{diff.field}`: `{diff.original}` → `{diff.detectron2}`"

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 import torch
+from _mmdet import mmdet_checkpoint
 from _models import tiny_model
 from conftest import TINY, to_layout
 from detectron2.checkpoint import DetectionCheckpointer
@@ -12,7 +13,6 @@ from safetensors.torch import save_file
 
 from sar_lora_dino.checkpoint import (
     MultiFormatCheckpointer,
-    load_backbone_weights,
     load_dinov3_file,
 )
 
@@ -74,12 +74,13 @@ def test_every_layout_loads_identically(tmp_path, timm_reference, layout, prefix
         torch.testing.assert_close(ours[f"res{i + 3}"], feat, rtol=1e-5, atol=1e-5)
 
 
-def test_load_backbone_weights(tmp_path, tiny_backbone, timm_reference):
+def test_dinov3_file_loads_into_the_bare_backbone(tmp_path, tiny_backbone, timm_reference):
     path = _write(tmp_path / "w.pth", to_layout(timm_reference, "official"))
     backbone = tiny_backbone(finetune="full")
-    keys = load_backbone_weights(backbone, path)
-    assert "stages.3.blocks.0.gamma" in keys and len(keys) == len(backbone.state_dict())
-    assert torch.equal(backbone.stem[0].weight, timm_reference.stem[0].weight)
+    MultiFormatCheckpointer(backbone).load(path)  # every tensor from the file
+    reference = timm_reference.state_dict()
+    for key, value in backbone.state_dict().items():
+        assert torch.equal(value, reference[key]), key
 
 
 def test_detectron2_checkpoint_roundtrip(tmp_path):
@@ -135,14 +136,12 @@ def test_wrong_variant_fails_on_the_model(tmp_path, timm_reference):
 
 
 def test_mmdet_checkpoint_goes_through_the_real_converter(tmp_path):
-    from sar_lora_dino.checkpoint.mmdet import convert_d2_state_dict_to_mmdet
-
     model = _model(finetune="lora")
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p))
     target = {k: v.clone() for k, v in model.state_dict().items()}
-    mm = convert_d2_state_dict_to_mmdet(target)
+    mm = mmdet_checkpoint(target, lora_form="tensor")
     assert "bbox_head.retina_cls.weight" in mm and "head.cls_score.weight" not in mm
     path = _write(tmp_path / "mmdet.pth", {"meta": {"epoch": 12}, "state_dict": mm})
     fresh = _model(finetune="lora")

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _mmdet import mmdet_checkpoint, mmdet_names
 from _models import tiny_model
 
 from sar_lora_dino.checkpoint.inert_pickle import InertObject, load_torch_file
 from sar_lora_dino.checkpoint.mmdet import (
     anchor_permutation,
-    convert_d2_state_dict_to_mmdet,
     convert_mmdet_state_dict,
     is_mmdet_state_dict,
 )
@@ -35,38 +35,6 @@ def _model():
     return model
 
 
-def _mmdet_names(d2_sd, lora_form="linear"):
-    """The original's key names for our state dict, written from MMDetection's naming."""
-    fixed = {f"backbone.fpn_lateral{s}.": f"neck.lateral_convs.{s - 3}.conv." for s in (3, 4, 5)}
-    fixed.update({f"backbone.fpn_output{s}.": f"neck.fpn_convs.{s - 3}.conv." for s in (3, 4, 5)})
-    fixed.update({"backbone.top_block.p6.": "neck.fpn_convs.3.conv."})
-    fixed.update({"backbone.top_block.p7.": "neck.fpn_convs.4.conv."})
-    for i in range(NUM_CONVS):
-        fixed[f"head.cls_subnet.{2 * i}."] = f"bbox_head.cls_convs.{i}.conv."
-        fixed[f"head.bbox_subnet.{2 * i}."] = f"bbox_head.reg_convs.{i}.conv."
-    fixed.update(
-        {"head.cls_score.": "bbox_head.retina_cls.", "head.bbox_pred.": "bbox_head.retina_reg."}
-    )
-    mm = {}
-    for key, value in d2_sd.items():
-        if key.startswith("backbone.bottom_up."):
-            timm_key = key[len("backbone.bottom_up.") :]
-            layer, _, leaf = timm_key.rpartition(".")
-            if f"backbone.bottom_up.{layer}.lora_A" in d2_sd and leaf in ("weight", "bias"):
-                timm_key = f"{layer}.base.{leaf}"
-            elif leaf in ("lora_A", "lora_B"):
-                # nn.Linear modules (the same r x in / out x r layout), tensors, or transposed
-                if lora_form == "linear":
-                    timm_key += ".weight"
-                elif lora_form == "transposed":
-                    value = value.t()
-            mm["backbone.backbone." + timm_key] = value
-        else:
-            prefix = next(p for p in fixed if key.startswith(p))
-            mm[fixed[prefix] + key[len(prefix) :]] = value
-    return mm
-
-
 def _mmdet_cell_anchors(base=32.0, ratios=(0.5, 1.0, 2.0), scales_per_octave=3):
     """MMDetection AnchorGenerator base anchors (scale_major=True): ratio-major (w, h)."""
     scales = [2 ** (i / scales_per_octave) for i in range(scales_per_octave)]
@@ -84,23 +52,10 @@ def test_anchor_permutation_matches_the_two_generators():
         assert d2_wh[d] == pytest.approx(mm_wh[m], rel=1e-5)
 
 
-def _mmdet_checkpoint(d2_sd, lora_form="linear"):
-    """The original's state dict for our weights: its names, its ratio-major head outputs."""
-    mm = _mmdet_names(d2_sd, lora_form)
-    perm_inv = sorted(range(9), key=anchor_permutation().__getitem__)
-    for name in ("retina_cls", "retina_reg"):
-        for leaf in ("weight", "bias"):
-            t = mm[f"bbox_head.{name}.{leaf}"]
-            mm[f"bbox_head.{name}.{leaf}"] = t.reshape(9, -1, *t.shape[1:])[perm_inv].reshape(
-                t.shape
-            )
-    return mm
-
-
 def test_mmdet_checkpoint_loads_with_reordered_head():
     model = _model()
     d2_sd = model.state_dict()
-    mm = _mmdet_checkpoint(d2_sd, lora_form="transposed")
+    mm = mmdet_checkpoint(d2_sd, lora_form="transposed")
     assert any(".base.weight" in k for k in mm) and any(k.endswith("lora_A") for k in mm)
     assert is_mmdet_state_dict({"meta": {}, "state_dict": mm}) and not is_mmdet_state_dict(d2_sd)
 
@@ -120,16 +75,13 @@ def test_mmdet_checkpoint_loads_with_reordered_head():
 
 def test_round_trip_both_ways():
     d2_sd = _model().state_dict()
-    mm = _mmdet_checkpoint(d2_sd, lora_form="tensor")
-    to_mm = convert_d2_state_dict_to_mmdet(d2_sd)
-    assert set(to_mm) == set(mm) and all(torch.equal(to_mm[k], mm[k]) for k in mm)
     for lora_form in ("linear", "tensor", "transposed"):
-        back = convert_mmdet_state_dict(_mmdet_checkpoint(d2_sd, lora_form))
+        back = convert_mmdet_state_dict(mmdet_checkpoint(d2_sd, lora_form))
         assert set(back) == set(d2_sd) and all(torch.equal(back[k], d2_sd[k]) for k in d2_sd)
 
 
 def test_unknown_keys_and_incomplete_lora_are_named():
-    mm = _mmdet_names(_model().state_dict())
+    mm = mmdet_names(_model().state_dict())
     with pytest.raises(KeyError, match="bn.weight"):
         convert_mmdet_state_dict({**mm, "neck.fpn_convs.0.bn.weight": torch.zeros(1)})
     broken = {
@@ -149,9 +101,7 @@ def convert_main(argv):
 def test_command_line_tool(tmp_path):
     d2_sd = _model().state_dict()
     src, dst = tmp_path / "mmdet.pth", tmp_path / "d2.pth"
-    torch.save(
-        {"meta": {"epoch": 12, "classes": ("ship",)}, "state_dict": _mmdet_names(d2_sd)}, src
-    )
+    torch.save({"meta": {"epoch": 12, "classes": ("ship",)}, "state_dict": mmdet_names(d2_sd)}, src)
     convert_main([str(src), str(dst)])
     out = torch.load(dst, weights_only=True)
     assert out["matching_heuristics"] is False and set(out["model"]) == set(d2_sd)
@@ -165,7 +115,7 @@ def test_command_line_tool_reads_a_runner_checkpoint_without_running_it(tmp_path
         tmp_path / "d2.pth",
         tmp_path / "ran",
     )
-    _save_like_mmengine_runner(src, _mmdet_checkpoint(d2_sd, "linear"), marker)
+    _save_like_mmengine_runner(src, mmdet_checkpoint(d2_sd, "linear"), marker)
     convert_main([str(src), str(dst)])
     assert not marker.exists()  # the pickled call was not made
     out = torch.load(dst, weights_only=True)
@@ -184,7 +134,7 @@ def test_checkpointer_reads_the_original_checkpoint(tmp_path):
 
     d2_sd = _model().state_dict()
     path = tmp_path / "epoch_12.pth"
-    _save_like_mmengine_runner(path, _mmdet_checkpoint(d2_sd, "linear"), tmp_path / "ran")
+    _save_like_mmengine_runner(path, mmdet_checkpoint(d2_sd, "linear"), tmp_path / "ran")
     assert "mmengine" not in sys.modules
     fresh = _model()
     MultiFormatCheckpointer(fresh).load(str(path))

@@ -9,7 +9,7 @@ from _models import tiny_config
 from detectron2.config import instantiate
 
 from sar_lora_dino.data.filtering import get_sardet_train_dicts
-from sar_lora_dino.semantics import DIFFERENCES, readme_switch, set_semantics
+from sar_lora_dino.semantics import DIFFERENCES, set_semantics
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_FIELDS = [
@@ -103,5 +103,7 @@ def test_readme_table_lists_the_switches_in_code():
     with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
         rows = [line.split(" | ") for line in f if re.match(r"\| \d+ \| ", line)]
     assert [row[0] for row in rows] == [f"| {i}" for i in range(1, 11)]
-    assert [row[1] for row in rows[:9]] == [readme_switch(d) for d in DIFFERENCES]
+    assert [row[1] for row in rows[:9]] == [
+        f"`{d.field}`: `{d.original}` → `{d.detectron2}`" for d in DIFFERENCES
+    ]
     assert rows[9][1] == "(converter only)"

@@ -1,7 +1,7 @@
 """Reading checkpoints of every supported layout into our detectron2 models."""
 
 from .adapter import is_adapter_file, load_adapter, read_adapter, save_adapter
-from .checkpointer import MultiFormatCheckpointer, find_convnext_backbone, load_backbone_weights
+from .checkpointer import MultiFormatCheckpointer, find_convnext_backbone
 from .dinov3 import (
     DINOV3_LAYOUTS,
     convert_dinov3_state_dict,

@@ -1,6 +1,6 @@
 """A DetectionCheckpointer that also reads DINOv3 backbone files and the original's MMDet ones."""
 
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, Mapping, Tuple
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -13,13 +13,12 @@ from .dinov3 import (
     _few,
     convert_dinov3_state_dict,
     detect_dinov3_layout,
-    load_dinov3_file,
     read_checkpoint_file,
     unwrap_state_dict,
 )
 from .mmdet import convert_mmdet_state_dict, is_mmdet_state_dict
 
-__all__ = ["MultiFormatCheckpointer", "load_backbone_weights", "find_convnext_backbone"]
+__all__ = ["MultiFormatCheckpointer", "find_convnext_backbone"]
 
 ACCEPTED_FORMATS = (
     "(1) a detectron2 checkpoint (a dict with 'model' whose keys match this model, e.g. one "
@@ -109,25 +108,6 @@ def check_backbone_state_dict(
             + "; ".join(problems)
             + ". Check that the file holds the same ConvNeXt variant."
         )
-
-
-def load_backbone_weights(model: nn.Module, path: str) -> List[str]:
-    """
-    Load a DINOv3 ConvNeXt file (any layout) into the model's :class:`ConvNeXtBackbone`,
-    strictly: every backbone tensor except the LoRA adapters must come from the file.
-
-    Args:
-        model (nn.Module): a model containing one ConvNeXtBackbone (or the backbone).
-        path (str): the weight file.
-
-    Returns:
-        list[str]: the model state-dict keys that were loaded.
-    """
-    state_dict = load_dinov3_file(path)
-    prefix, backbone = find_convnext_backbone(model)
-    check_backbone_state_dict(backbone, state_dict, path)
-    backbone.load_state_dict(state_dict, strict=False)
-    return sorted(prefix + k for k in state_dict)
 
 
 class MultiFormatCheckpointer(DetectionCheckpointer):

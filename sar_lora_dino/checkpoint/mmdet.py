@@ -12,7 +12,6 @@ from .dinov3 import read_checkpoint_file
 __all__ = [
     "is_mmdet_state_dict",
     "convert_mmdet_state_dict",
-    "convert_d2_state_dict_to_mmdet",
     "anchor_permutation",
     "convert_mmdet_checkpoint",
 ]
@@ -32,19 +31,6 @@ def _neck_head_rules(first_fpn_stage: int) -> List[Tuple[str, str]]:
         (r"neck\.fpn_convs\.(4)\.conv\.", lambda i: "backbone.top_block.p7."),
         (r"bbox_head\.cls_convs\.(\d+)\.conv\.", lambda i: f"head.cls_subnet.{2 * i}."),
         (r"bbox_head\.reg_convs\.(\d+)\.conv\.", lambda i: f"head.bbox_subnet.{2 * i}."),
-    ]
-
-
-def _d2_rules(first_fpn_stage: int) -> List[Tuple[str, str]]:
-    """The inverse of :func:`_neck_head_rules`."""
-    s = first_fpn_stage
-    return [
-        (r"backbone\.fpn_lateral(\d+)\.", lambda i: f"neck.lateral_convs.{i - s}.conv."),
-        (r"backbone\.fpn_output(\d+)\.", lambda i: f"neck.fpn_convs.{i - s}.conv."),
-        (r"backbone\.top_block\.p(6)\.", lambda i: "neck.fpn_convs.3.conv."),
-        (r"backbone\.top_block\.p(7)\.", lambda i: "neck.fpn_convs.4.conv."),
-        (r"head\.cls_subnet\.(\d+)\.", lambda i: f"bbox_head.cls_convs.{i // 2}.conv."),
-        (r"head\.bbox_subnet\.(\d+)\.", lambda i: f"bbox_head.reg_convs.{i // 2}.conv."),
     ]
 
 
@@ -197,49 +183,6 @@ def _map_neck_head(key, value, rules, perm):
         f"{key}: not a key of the original's RetinaNet (FPN without norm, RetinaHead without "
         "norm); cannot map it to detectron2"
     )
-
-
-def convert_d2_state_dict_to_mmdet(
-    state_dict: Dict, num_anchor_ratios: int = 3, num_anchor_scales: int = 3, first_fpn_stage=3
-) -> Dict[str, torch.Tensor]:
-    """
-    The inverse of :func:`convert_mmdet_state_dict`: our names back to the original's, with
-    LoRA-wrapped layers' base weights under ``.base.`` and ``lora_A``/``lora_B`` as tensors.
-
-    Args:
-        state_dict (dict): detectron2 state dict (``model`` of our checkpoints).
-        num_anchor_ratios, num_anchor_scales, first_fpn_stage: as in
-            :func:`convert_mmdet_state_dict`.
-
-    Returns:
-        dict[str, Tensor]: MMDetection key -> tensor.
-    """
-    perm = anchor_permutation(num_anchor_ratios, num_anchor_scales)
-    inverse = sorted(range(len(perm)), key=perm.__getitem__)
-    lora_layers = {k[: -len(".lora_A")] for k in state_dict if k.endswith(".lora_A")}
-    rules = _d2_rules(first_fpn_stage)
-    out = {}
-    for key, value in state_dict.items():
-        if key.startswith(_D2_BACKBONE):
-            rest = key[len(_D2_BACKBONE) :]
-            layer, _, leaf = rest.rpartition(".")
-            if _D2_BACKBONE + layer in lora_layers and leaf in ("weight", "bias"):
-                rest = f"{layer}.base.{leaf}"
-            out[_MMDET_BACKBONE + rest] = value
-            continue
-        m = re.fullmatch(r"head\.(cls_score|bbox_pred)\.(weight|bias)", key)
-        if m:
-            name = "retina_cls" if m.group(1) == "cls_score" else "retina_reg"
-            out[f"bbox_head.{name}.{m.group(2)}"] = _reorder_anchors(value, inverse)
-            continue
-        for pattern, fmt in rules:
-            m = re.fullmatch(pattern + r"(weight|bias)", key)
-            if m:
-                out[fmt(int(m.group(1))) + m.group(2)] = value
-                break
-        else:
-            out[key] = value
-    return out
 
 
 def convert_mmdet_checkpoint(src: str, dst: str) -> Dict[str, torch.Tensor]:
