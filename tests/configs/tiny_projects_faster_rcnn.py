@@ -11,15 +11,14 @@ from ...projects.FasterRCNN_LoRA.configs.faster_rcnn_dinov3_convnexts_lora_r16_f
 )
 from .tiny_run import shrink_run
 
-# One block per stage, 16-128 channels; FPN at 32 channels, a 64-wide box head.
+# One block per stage, 16-128 channels; FPN at 32 channels (the RPN and box heads read it), a
+# 64-wide box head.
 model.backbone.bottom_up.depths = [1, 1, 1, 1]
 model.backbone.bottom_up.dims = [16, 32, 64, 128]
 model.backbone.out_channels = 32
-model.proposal_generator.head.in_channels = 32
 model.proposal_generator.batch_size_per_image = 64
 model.proposal_generator.post_nms_topk = (200, 100)
 model.roi_heads.batch_size_per_image = 64
-model.roi_heads.box_head.input_shape = ShapeSpec(channels=32, height=7, width=7)
 model.roi_heads.box_head.fc_dims = [64]
 model.roi_heads.box_predictor.input_shape = ShapeSpec(channels=64)
 # Keep every candidate so that a barely trained model still yields a non-trivial AP.
