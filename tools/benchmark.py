@@ -163,14 +163,14 @@ def markdown(report):
             "`evaluate()`):",
             "",
             "| backend | images | GT boxes | detections | load s | process s | evaluate s | "
-            "total s | AP |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "total s | CPU s | AP |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in report["eval"]:
             lines.append(
                 f"| `{r['backend']}` | {r['images']:,} | {r['gt_boxes']:,} | {r['detections']:,} "
                 f"| {r['load_s']} | {r['process_s']} | {r['evaluate_s']} | {r['total_s']} | "
-                f"{r['AP']:.3f} |"
+                f"{r.get('cpu_s', '—')} | {r['AP']:.3f} |"
             )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
