@@ -122,7 +122,11 @@ def markdown(report):
         f"Measured {m['date_utc']} UTC on {m['cpu']} ({m['usable_cpus']} usable of "
         f"{m['logical_cpus']} logical CPUs, {m['torch_threads']} torch threads, load "
         f"{m['load_average_1_5_15'][0]} at start; shared machine), Python {m['python']}, torch "
-        f"{m['torch']}, device {s['device']}" + (f" ({m['gpu']})" if m.get("gpu") else "") + ".",
+        f"{m['torch']}"
+        + "".join(f", {k} {m[k]}" for k in ("timm", "detectron2", "numpy") if m.get(k))
+        + f", device {s['device']}"
+        + (f" ({m['gpu']})" if m.get("gpu") else "")
+        + ".",
         "",
     ]
     if "train" in report:
@@ -163,14 +167,14 @@ def markdown(report):
             "`evaluate()`):",
             "",
             "| backend | images | GT boxes | detections | load s | process s | evaluate s | "
-            "total s | AP |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "total s | CPU s | AP |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in report["eval"]:
             lines.append(
                 f"| `{r['backend']}` | {r['images']:,} | {r['gt_boxes']:,} | {r['detections']:,} "
                 f"| {r['load_s']} | {r['process_s']} | {r['evaluate_s']} | {r['total_s']} | "
-                f"{r['AP']:.3f} |"
+                f"{r.get('cpu_s', '—')} | {r['AP']:.3f} |"
             )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

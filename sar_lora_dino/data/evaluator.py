@@ -3,10 +3,17 @@
 import contextlib
 import importlib.util
 import io
+import json
 import logging
+import os
 import sys
 
+import numpy as np
 from detectron2.evaluation import COCOEvaluator, coco_evaluation
+
+from sar_lora_dino.utils.io import atomic_write
+
+from .box_cocoeval import BoxCOCOeval
 
 __all__ = ["ShiftedIdCOCOEvaluator", "native_fast_eval_available", "ensure_fast_coco_eval"]
 
@@ -59,6 +66,41 @@ def ensure_fast_coco_eval() -> bool:
     return True
 
 
+def _xywh(boxes):
+    """XYXY -> XYWH in the boxes' dtype, the operations of ``instances_to_coco_json``."""
+    out = np.array(boxes).reshape(-1, 4)
+    out[:, 2:] -= out[:, :2]
+    return out
+
+
+def write_coco_results(path, image_id, category_id, bbox, score):
+    """
+    Write detections as detectron2's ``COCOEvaluator`` does (``json.dumps`` of its result
+    dicts, the same text), atomically, without building one dict per detection.
+
+    Args:
+        path (str): the JSON file.
+        image_id, category_id (ndarray): (N,) ints.
+        bbox (ndarray): (N, 4) XYWH; score (ndarray): (N,); floats.
+    """
+    values = np.concatenate([np.asarray(bbox).reshape(-1, 4), np.asarray(score)[:, None]], 1)
+    if not np.isfinite(values).all():  # json's NaN/Infinity spelling: let json write them
+        rows = [
+            {"image_id": i, "category_id": c, "bbox": b, "score": s}
+            for i, c, b, s in zip(
+                image_id.tolist(), category_id.tolist(), bbox.tolist(), score.tolist()
+            )  # fmt: skip
+        ]
+        return atomic_write(path, lambda f: f.write(json.dumps(rows)), mode="w")
+    items = zip(image_id.tolist(), category_id.tolist(), values.tolist())
+    text = ", ".join(
+        f'{{"image_id": {i}, "category_id": {c}, "bbox": [{x!r}, {y!r}, {w!r}, {h!r}], '
+        f'"score": {s!r}}}'
+        for i, c, (x, y, w, h, s) in items
+    )
+    atomic_write(path, lambda f: f.write(f"[{text}]"), mode="w")
+
+
 class ShiftedIdCOCOEvaluator(COCOEvaluator):
     """
     detectron2's :class:`COCOEvaluator` with two guards for SARDet-100K-style ground truth:
@@ -98,6 +140,83 @@ class ShiftedIdCOCOEvaluator(COCOEvaluator):
                 f"Annotation ids of {self._metadata.json_file} start at {min_id}; shifted by "
                 f"{offset} for evaluation (pycocotools cannot match a ground truth with id 0)."
             )
+
+    def _box_fast_path(self):
+        max_dets = getattr(self, "_max_dets_per_image", None)
+        tasks = self._tasks
+        return (
+            self._use_fast_impl
+            and (tasks is None or set(tasks) == {"bbox"})
+            and (max_dets is None or list(max_dets) == [1, 10, 100])
+        )
+
+    def process(self, inputs, outputs):
+        """
+        Keep each image's boxes as arrays (the values detectron2's ``instances_to_coco_json``
+        would produce) when boxes are all that is evaluated with ``use_fast_impl``; otherwise
+        :meth:`COCOEvaluator.process`.
+        """
+        if not self._box_fast_path() or any(
+            "proposals" in o or o["instances"].has("pred_masks")
+            or o["instances"].has("pred_keypoints") for o in outputs
+        ):  # fmt: skip
+            return super().process(inputs, outputs)
+        for inp, out in zip(inputs, outputs):
+            inst = out["instances"]
+            boxes = {
+                "bbox": _xywh(inst.pred_boxes.tensor.detach().cpu().numpy()),
+                "score": inst.scores.detach().cpu().numpy().copy(),
+                "category": inst.pred_classes.detach().cpu().numpy().astype(np.int64),
+            }
+            self._predictions.append({"image_id": inp["image_id"], "instances": boxes})
+
+    def _eval_predictions(self, predictions, img_ids=None):
+        """
+        Boxes kept as arrays by :meth:`process` are evaluated by :class:`BoxCOCOeval` on
+        arrays (no per-detection dicts, no ``loadRes``); the results JSON, when written, has
+        the text detectron2 writes. Anything else goes to :class:`COCOEvaluator`.
+        """
+        if not all(isinstance(p.get("instances"), dict) for p in predictions):
+            if any(isinstance(p.get("instances"), dict) for p in predictions):
+                raise ValueError("predictions mix array-form and detectron2-form instances")
+            return super()._eval_predictions(predictions, img_ids=img_ids)
+        insts = [p["instances"] for p in predictions]
+        counts = [len(i["score"]) for i in insts]
+        image_id = np.repeat(np.asarray([p["image_id"] for p in predictions], np.int64), counts)
+        bbox = np.concatenate([i["bbox"] for i in insts]).reshape(-1, 4)
+        score = np.concatenate([i["score"] for i in insts])
+        category = np.concatenate([i["category"] for i in insts])
+        id_map = getattr(self._metadata, "thing_dataset_id_to_contiguous_id", None)
+        if id_map is not None:
+            num_classes = len(id_map)
+            if len(category) and (category.min() < 0 or category.max() >= num_classes):
+                raise ValueError(
+                    f"A prediction has class={int(category.max())}, but the dataset only has "
+                    f"{num_classes} classes (ids 0..{num_classes - 1})"
+                )
+            reverse = np.zeros(num_classes, np.int64)
+            for dataset_id, contiguous in id_map.items():
+                reverse[contiguous] = dataset_id
+            category = reverse[category]
+        if self._output_dir:
+            path = os.path.join(self._output_dir, "coco_instances_results.json")
+            self._logger.info(f"Saving results to {path}")
+            write_coco_results(path, image_id, category, bbox, score)
+        if not self._do_evaluation:
+            self._logger.info("Annotations are not available for evaluation.")
+            return
+        coco_eval = None
+        if len(score):
+            coco_eval = BoxCOCOeval.from_arrays(self._coco_api, image_id, category, bbox, score)
+            coco_eval.params.maxDets = [1, 10, 100]
+            if img_ids is not None:
+                coco_eval.params.imgIds = img_ids
+            with contextlib.redirect_stdout(io.StringIO()):
+                coco_eval.evaluate()
+                coco_eval.accumulate()
+            coco_eval.summarize()
+        classes = self._metadata.get("thing_classes")
+        self._results["bbox"] = self._derive_coco_results(coco_eval, "bbox", class_names=classes)
 
 
 SARDetCOCOEvaluator = ShiftedIdCOCOEvaluator  # deprecated alias (saved configs)
