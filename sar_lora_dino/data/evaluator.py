@@ -76,29 +76,23 @@ def _xywh(boxes):
 def write_coco_results(path, image_id, category_id, bbox, score):
     """
     Write detections as detectron2's ``COCOEvaluator`` does (``json.dumps`` of its result
-    dicts, the same text), atomically, without building one dict per detection.
+    dicts), atomically.
 
     Args:
         path (str): the JSON file.
         image_id, category_id (ndarray): (N,) ints.
         bbox (ndarray): (N, 4) XYWH; score (ndarray): (N,); floats.
     """
-    values = np.concatenate([np.asarray(bbox).reshape(-1, 4), np.asarray(score)[:, None]], 1)
-    if not np.isfinite(values).all():  # json's NaN/Infinity spelling: let json write them
-        rows = [
-            {"image_id": i, "category_id": c, "bbox": b, "score": s}
-            for i, c, b, s in zip(
-                image_id.tolist(), category_id.tolist(), bbox.tolist(), score.tolist()
-            )  # fmt: skip
-        ]
-        return atomic_write(path, lambda f: f.write(json.dumps(rows)), mode="w")
-    items = zip(image_id.tolist(), category_id.tolist(), values.tolist())
-    text = ", ".join(
-        f'{{"image_id": {i}, "category_id": {c}, "bbox": [{x!r}, {y!r}, {w!r}, {h!r}], '
-        f'"score": {s!r}}}'
-        for i, c, (x, y, w, h, s) in items
-    )
-    atomic_write(path, lambda f: f.write(f"[{text}]"), mode="w")
+    rows = [
+        {"image_id": i, "category_id": c, "bbox": b, "score": s}
+        for i, c, b, s in zip(
+            image_id.tolist(),
+            category_id.tolist(),
+            np.asarray(bbox).reshape(-1, 4).tolist(),
+            np.asarray(score).tolist(),
+        )
+    ]
+    atomic_write(path, lambda f: f.write(json.dumps(rows)), mode="w")
 
 
 class ShiftedIdCOCOEvaluator(COCOEvaluator):
