@@ -1,8 +1,7 @@
 """A DetectionCheckpointer that also reads DINOv3 backbone files and the original's MMDet ones."""
 
-from typing import Any, Dict, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
-import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from torch import nn
 
@@ -18,7 +17,7 @@ from .dinov3 import (
 )
 from .mmdet import convert_mmdet_state_dict, is_mmdet_state_dict
 
-__all__ = ["MultiFormatCheckpointer", "find_convnext_backbone"]
+__all__ = ["MultiFormatCheckpointer", "find_convnext_backbone", "state_dict_mismatch"]
 
 ACCEPTED_FORMATS = (
     "(1) a detectron2 checkpoint (a dict with 'model' whose keys match this model, e.g. one "
@@ -35,9 +34,9 @@ _DINOV3_SOURCE = "__dinov3_source__"
 _ADAPTER_SOURCE = "__adapter_source__"
 
 
-def compare_state_dicts(file_state, model_shapes, expected=None):
+def state_dict_mismatch(file_state, model_shapes, expected=None) -> List[str]:
     """
-    Compare a file's tensors with a model's, by key and shape.
+    What keeps a file's tensors from fitting a model, by key and shape.
 
     Args:
         file_state (Mapping[str, Tensor]): the file's tensors (entries without a shape are
@@ -46,29 +45,28 @@ def compare_state_dicts(file_state, model_shapes, expected=None):
         expected (set or None): the model keys the file must hold; all of them when None.
 
     Returns:
-        tuple: (missing keys, keys not in the model, ["key: file (..) vs model (..)", ...]).
+        list[str]: one phrase per kind of problem (shapes, missing keys, extra keys); empty
+        when the file fits.
     """
     expected = set(model_shapes) if expected is None else set(expected)
-    missing = expected - set(file_state)
-    extra = set(file_state) - set(model_shapes)
     shapes = [
         f"{k}: file {tuple(file_state[k].shape)} vs model {tuple(model_shapes[k])}"
-        for k in sorted(set(file_state) & set(model_shapes))
+        for k in set(file_state) & set(model_shapes)
         if hasattr(file_state[k], "shape") and tuple(file_state[k].shape) != tuple(model_shapes[k])
     ]
-    return missing, extra, shapes
+    problems = (
+        ("shape mismatch in", shapes),
+        ("missing from the file:", expected - set(file_state)),
+        ("not in the model:", set(file_state) - set(model_shapes)),
+    )
+    return [f"{what} {_few(keys)}" for what, keys in problems if keys]
 
 
 def find_convnext_backbone(model: nn.Module) -> Tuple[str, ConvNeXtBackbone]:
     """
-    Locate the single :class:`ConvNeXtBackbone` inside ``model``.
-
-    Args:
-        model (nn.Module): e.g. RetinaNet(FPN(ConvNeXtBackbone)), or the backbone itself.
-
     Returns:
-        tuple[str, ConvNeXtBackbone]: the state-dict prefix (``"backbone.bottom_up."`` in an
-        FPN model, ``""`` for the backbone itself) and the module.
+        tuple[str, ConvNeXtBackbone]: the single ConvNeXtBackbone inside ``model`` and its
+        state-dict prefix (``"backbone.bottom_up."`` in an FPN model, ``""`` for the backbone).
     """
     found = [(n, m) for n, m in model.named_modules() if isinstance(m, ConvNeXtBackbone)]
     if len(found) != 1:
@@ -80,50 +78,21 @@ def find_convnext_backbone(model: nn.Module) -> Tuple[str, ConvNeXtBackbone]:
     return (name + "." if name else ""), backbone
 
 
-def check_backbone_state_dict(
-    backbone: ConvNeXtBackbone, state_dict: Mapping[str, torch.Tensor], source: str
-) -> None:
-    """
-    Require timm-keyed weights to cover exactly the backbone's parameters (LoRA adapters
-    excepted, since pretrained files have none) with the right shapes.
-
-    Args:
-        backbone (ConvNeXtBackbone): the target.
-        state_dict (Mapping[str, Tensor]): timm-keyed weights.
-        source (str): file name for error messages.
-    """
-    lora = lora_state_dict_keys(backbone)
-    expected = {k: v.shape for k, v in backbone.state_dict().items() if k not in lora}
-    missing, extra, shapes = compare_state_dicts(state_dict, expected)
-    problems = []
-    if missing:
-        problems.append(f"missing from the file: {_few(missing)}")
-    if extra:
-        problems.append(f"not in the backbone: {_few(extra)}")
-    if shapes:
-        problems.append(f"{len(shapes)} shape mismatch(es): {shapes[:5]}")
-    if problems:
-        raise ValueError(
-            f"{source} does not fit ConvNeXtBackbone(arch={backbone.arch!r}): "
-            + "; ".join(problems)
-            + ". Check that the file holds the same ConvNeXt variant."
-        )
+def _matches(state_dict: Any, model_keys) -> bool:
+    if not isinstance(state_dict, Mapping):
+        return False
+    keys = {k[len("module.") :] if k.startswith("module.") else k for k in state_dict}
+    return bool(keys & model_keys)
 
 
 class MultiFormatCheckpointer(DetectionCheckpointer):
     """
     DetectionCheckpointer for ``train.init_checkpoint``, ``--resume`` and ``--eval-only`` that
-    recognises the formats listed in :data:`ACCEPTED_FORMATS`:
-
-    * detectron2 checkpoints load exactly as in DetectionCheckpointer;
-    * DINOv3 backbone files are remapped to ``<backbone prefix><timm key>`` and must match the
-      backbone exactly (only the LoRA adapters, FPN and head may be absent);
-    * the original's MMDetection checkpoints get detectron2 key names
-      (:func:`~sar_lora_dino.checkpoint.mmdet.convert_mmdet_state_dict`);
-    * adapter files (:mod:`sar_lora_dino.checkpoint.adapter`) load their base weights first,
-      ``base_checkpoint`` or else the base file recorded in the adapter, checked by fingerprint.
-
-    Every torch file is read by :func:`~sar_lora_dino.checkpoint.inert_pickle.load_torch_file`:
+    also reads the formats of :data:`ACCEPTED_FORMATS`. DINOv3 backbone files must match the
+    backbone exactly (only its LoRA adapters, the FPN and head may be absent); MMDetection keys
+    are renamed by :func:`~sar_lora_dino.checkpoint.mmdet.convert_mmdet_state_dict`; an adapter
+    loads over its base weights (:func:`~sar_lora_dino.checkpoint.adapter.load_adapter`).
+    Torch files are read by :func:`~sar_lora_dino.checkpoint.inert_pickle.load_torch_file`, so
     no pickled code runs.
     """
 
@@ -144,7 +113,7 @@ class MultiFormatCheckpointer(DetectionCheckpointer):
             return {_ADAPTER_SOURCE: filename}
         obj = read_checkpoint_file(filename)
         model_keys = set(self.model.state_dict().keys())
-        if isinstance(obj, Mapping) and self._matches(obj.get("model"), model_keys):
+        if isinstance(obj, Mapping) and _matches(obj.get("model"), model_keys):
             return dict(obj)
         try:
             state_dict = unwrap_state_dict(obj, filename)
@@ -165,19 +134,12 @@ class MultiFormatCheckpointer(DetectionCheckpointer):
                 "matching_heuristics": False,
                 _DINOV3_SOURCE: filename,
             }
-        if self._matches(state_dict, model_keys):
+        if _matches(state_dict, model_keys):
             return {"model": state_dict}
         raise ValueError(
             f"{filename}: unrecognised checkpoint; its keys match neither this model nor a "
             f"known layout (first {_few(state_dict)}). Accepted formats: {ACCEPTED_FORMATS}"
         )
-
-    @staticmethod
-    def _matches(state_dict: Any, model_keys) -> bool:
-        if not isinstance(state_dict, Mapping):
-            return False
-        keys = {k[len("module.") :] if k.startswith("module.") else k for k in state_dict}
-        return bool(keys & model_keys)
 
     def _load_model(self, checkpoint: Dict[str, Any]):
         adapter = checkpoint.pop(_ADAPTER_SOURCE, None)
@@ -188,22 +150,25 @@ class MultiFormatCheckpointer(DetectionCheckpointer):
         if source is None:
             return super()._load_model(checkpoint)
         prefix, backbone = find_convnext_backbone(self.model)
-        check_backbone_state_dict(backbone, checkpoint["model"], source)
+        # pretrained files have no LoRA adapters; everything else must fit exactly
+        lora = lora_state_dict_keys(backbone)
+        shapes = {k: v.shape for k, v in backbone.state_dict().items() if k not in lora}
+        problems = state_dict_mismatch(checkpoint["model"], shapes)
+        if problems:
+            raise ValueError(
+                f"{source} does not fit ConvNeXtBackbone(arch={backbone.arch!r}): "
+                f"{'; '.join(problems)}. Check that the file holds the same ConvNeXt variant."
+            )
         checkpoint["model"] = {prefix + k: v for k, v in checkpoint["model"].items()}
         num_loaded = len(checkpoint["model"])
         incompatible = super()._load_model(checkpoint)
-        # FPN, head and LoRA adapters keep their initialisation; do not list them as missing.
-        expected_absent = lora_state_dict_keys(backbone, prefix)
-        missing = [
-            k
-            for k in incompatible.missing_keys
-            if k.startswith(prefix) and k not in expected_absent
-        ]
         self.logger.info(
             f"Loaded {num_loaded} DINOv3 tensors into '{prefix or '<model>'}'; "
-            f"{len(incompatible.missing_keys) - len(missing)} other tensors keep their init"
+            f"{len(incompatible.missing_keys)} other tensors keep their init"
         )
-        return incompatible._replace(missing_keys=missing)
+        # the check above found every backbone tensor; the FPN, head and LoRA adapters keep
+        # their initialisation and are not missing
+        return incompatible._replace(missing_keys=[])
 
 
 SARCheckpointer = MultiFormatCheckpointer  # deprecated alias (saved configs)

@@ -11,7 +11,7 @@ from sar_lora_dino.checkpoint.checkpointer import (
     _ADAPTER_SOURCE,
     _DINOV3_SOURCE,
     MultiFormatCheckpointer,
-    compare_state_dicts,
+    state_dict_mismatch,
 )
 from sar_lora_dino.checkpoint.fingerprint import RANDOM_INIT, file_fingerprint, same_weights
 from sar_lora_dino.utils.io import TEMP_PREFIX, atomic_write
@@ -30,12 +30,6 @@ PERIODIC_NAME = re.compile(r"^model_(\d{7})\.pth$")
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not fit the model it is loaded into (strict loading)."""
-
-
-def _few(items, n=8):
-    items = sorted(items)
-    more = f" (+{len(items) - n} more)" if len(items) > n else ""
-    return f"{items[:n]}{more}"
 
 
 def clean_stale_temps(folder):
@@ -250,19 +244,11 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
             for key in getattr(sub, "optional_state_keys", ())
         }
         expected = set(model_shapes) - set(info["frozen_keys"] if info else ()) - optional
-        missing, unexpected, shapes = compare_state_dicts(keys, model_shapes, expected)
-        problems = []
-        if shapes:
-            problems.append(f"{len(shapes)} shape mismatch(es): {_few(shapes, 5)}")
-        if missing:
-            problems.append(f"{len(missing)} tensor(s) of the model missing: {_few(missing)}")
-        if unexpected:
-            problems.append(f"{len(unexpected)} tensor(s) not in the model: {_few(unexpected)}")
+        problems = state_dict_mismatch(keys, model_shapes, expected)
         if problems:
             raise CheckpointMismatchError(
-                f"{source} does not fit this config's model: "
-                + "; ".join(problems)
-                + ". Was it trained with another config (e.g. another LoRA rank or targets)?"
+                f"{source} does not fit this config's model: {'; '.join(problems)}. Was it "
+                "trained with another config (e.g. another LoRA rank or targets)?"
             )
 
 
