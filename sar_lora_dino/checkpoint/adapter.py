@@ -7,17 +7,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..modeling.convnext import ConvNeXtBackbone
 from ..modeling.lora import LoRALinear
 from ..utils.io import atomic_path
 from .fingerprint import RANDOM_INIT, file_fingerprint, same_weights
 
 __all__ = [
-    "ADAPTER_FORMAT",
-    "adapter_state_dict",
     "save_adapter",
     "is_adapter_file",
     "read_adapter",
@@ -30,71 +27,58 @@ logger = logging.getLogger(__name__)
 ADAPTER_FORMAT = "sar_lora_dino.adapter"
 ADAPTER_VERSION = "1"
 
+# (key of lora_info, what it is) that an adapter and the model it loads into must share
+_SHARED = (
+    ("arch", "backbone"),
+    ("finetune", "fine-tuning mode"),
+    ("r", "LoRA rank"),
+    ("alpha", "LoRA alpha"),
+    ("trainable_stages", "trainable stages"),
+)
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
-
-def _backbone(model: nn.Module) -> Tuple[str, ConvNeXtBackbone]:
-    from .checkpointer import find_convnext_backbone
+def _backbone(model: nn.Module):
+    from .checkpointer import find_convnext_backbone  # it imports this module
 
     return find_convnext_backbone(model)
 
 
-def _frozen_backbone_keys(model: nn.Module) -> List[str]:
-    """State-dict keys the base weights provide: the backbone's frozen parameters."""
-    prefix, backbone = _backbone(model)
-    return [prefix + n for n, p in backbone.named_parameters() if not p.requires_grad]
-
-
 def _adapter_keys(model: nn.Module, with_base: bool) -> List[str]:
-    keys = list(model.state_dict().keys())
-    if with_base:
-        return keys
-    frozen = set(_frozen_backbone_keys(model))
-    return [k for k in keys if k not in frozen]
+    """Every state-dict key of ``model`` except, unless ``with_base``, the frozen backbone's."""
+    prefix, backbone = _backbone(model)
+    frozen = set()
+    if not with_base:
+        frozen = {prefix + n for n, p in backbone.named_parameters() if not p.requires_grad}
+    return [k for k in model.state_dict() if k not in frozen]
 
 
-def _lora_info(backbone: ConvNeXtBackbone) -> Dict[str, Any]:
+def lora_info(backbone) -> Dict[str, Any]:
+    """
+    Returns:
+        dict: the backbone's ``arch``, ``finetune``, ``trainable_stages``, the sorted distinct
+        LoRA ``r`` and ``alpha``, the ``targets`` (last two parts of each LoRA module name, as
+        ``lora_targets`` names them) and the LoRA module names (``layers``).
+    """
     layers = [(n, m) for n, m in backbone.named_modules() if isinstance(m, LoRALinear)]
-    targets = sorted({".".join(n.split(".")[-2:]) for n, _ in layers})
     return {
         "arch": backbone.arch,
         "finetune": backbone.finetune,
         "trainable_stages": list(backbone.trainable_stages),
         "r": sorted({m.r for _, m in layers}),
         "alpha": sorted({float(m.alpha) for _, m in layers}),
-        "targets": targets,
+        "targets": sorted({".".join(n.split(".")[-2:]) for n, _ in layers}),
         "layers": [n for n, _ in layers],
     }
-
-
-def adapter_state_dict(model: nn.Module, with_base: bool = False) -> Dict[str, torch.Tensor]:
-    """
-    The tensors an adapter holds: every state-dict entry of ``model`` except the backbone's
-    frozen parameters (those come from the base weights). Which parameters are frozen is read
-    from ``requires_grad``, set by the backbone's fine-tuning mode and trainable stages.
-
-    Args:
-        model (nn.Module): a detector with one :class:`ConvNeXtBackbone`.
-        with_base (bool): keep the frozen backbone too (a run without base weights).
-
-    Returns:
-        dict[str, Tensor]: model key -> CPU tensor (unmerged LoRA, see ``LoRALinear``).
-    """
-    model = _unwrap(model)
-    state = model.state_dict()
-    return {k: state[k].detach().cpu().contiguous() for k in _adapter_keys(model, with_base)}
 
 
 def save_adapter(
     model: nn.Module, path: str, config_yaml: str, base_checkpoint: Optional[str]
 ) -> Dict[str, Any]:
     """
-    Write ``model``'s adapter as safetensors with its description in the metadata: the config
-    (YAML), the LoRA rank/alpha/targets and trainable stages, and the base weights' fingerprint
-    (:func:`file_fingerprint` of ``base_checkpoint``, or "random" when there was none; then the
-    random frozen backbone is stored too, as nothing else could rebuild it).
+    Write as safetensors every state-dict entry of ``model`` but the backbone's frozen
+    parameters (read from ``requires_grad``; LoRA unmerged), described in the metadata: the
+    config, :func:`lora_info` and the base weights' :func:`file_fingerprint`. Without a base
+    ("random") the frozen backbone is stored too, as nothing else could rebuild it.
 
     Args:
         model (nn.Module): the trained detector.
@@ -106,17 +90,19 @@ def save_adapter(
     Returns:
         dict: the metadata written (str -> str).
     """
-    model = _unwrap(model)
     base = file_fingerprint(base_checkpoint) if base_checkpoint else RANDOM_INIT
     prefix, backbone = _backbone(model)
-    tensors = adapter_state_dict(model, with_base=base == RANDOM_INIT)
-    # safetensors refuses tensors that share memory
-    tensors = {k: v.clone() for k, v in tensors.items()}
+    state = model.state_dict()
+    # clone: safetensors refuses tensors that share memory
+    tensors = {
+        k: state[k].detach().cpu().contiguous().clone()
+        for k in _adapter_keys(model, with_base=base == RANDOM_INIT)
+    }
     metadata = {
         "format": ADAPTER_FORMAT,
         "format_version": ADAPTER_VERSION,
         "config": config_yaml,
-        "lora": json.dumps(_lora_info(backbone)),
+        "lora": json.dumps(lora_info(backbone)),
         "backbone_prefix": prefix,
         "base": json.dumps(base),
         "includes_base": json.dumps(base == RANDOM_INIT),
@@ -142,12 +128,9 @@ def is_adapter_file(path: str) -> bool:
 
 def read_adapter_metadata(path: str) -> Dict[str, Any]:
     """
-    Args:
-        path (str): an adapter file.
-
     Returns:
-        dict: its metadata with ``lora``, ``base`` and ``includes_base`` decoded from JSON
-        (``config`` stays YAML text).
+        dict: the metadata of the adapter file ``path``, with ``lora``, ``base`` and
+        ``includes_base`` decoded from JSON (``config`` stays YAML text).
     """
     meta = _metadata(path)
     if not meta or meta.get("format") != ADAPTER_FORMAT:
@@ -157,54 +140,17 @@ def read_adapter_metadata(path: str) -> Dict[str, Any]:
             f"{path}: adapter format version {meta.get('format_version')!r}, this code reads "
             f"version {ADAPTER_VERSION}"
         )
-    decoded = dict(meta)
-    for key in ("lora", "base", "includes_base"):
-        decoded[key] = json.loads(meta[key])
-    return decoded
+    return {**meta, **{k: json.loads(meta[k]) for k in ("lora", "base", "includes_base")}}
 
 
 def read_adapter(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
     """
-    Args:
-        path (str): an adapter file.
-
     Returns:
-        tuple[dict[str, Tensor], dict]: the tensors and :func:`read_adapter_metadata`.
+        tuple[dict[str, Tensor], dict]: the tensors of the adapter file ``path`` and its
+        :func:`read_adapter_metadata`.
     """
-    decoded = read_adapter_metadata(path)
-    tensors = {}
-    with safe_open(path, framework="pt") as f:
-        for key in f.keys():
-            tensors[key] = f.get_tensor(key)
-    return tensors, decoded
-
-
-def _structure_problems(backbone: ConvNeXtBackbone, info: Dict[str, Any]) -> List[str]:
-    ours = _lora_info(backbone)
-    problems = []
-    if ours["arch"] != info["arch"]:
-        problems.append(f"wrong backbone: adapter {info['arch']!r}, model {ours['arch']!r}")
-    if ours["finetune"] != info["finetune"]:
-        problems.append(
-            f"wrong fine-tuning mode: adapter finetune={info['finetune']!r}, model "
-            f"finetune={ours['finetune']!r}"
-        )
-    if ours["r"] != info["r"]:
-        problems.append(f"wrong LoRA rank: adapter r={info['r']}, model r={ours['r']}")
-    if ours["alpha"] != info["alpha"]:
-        problems.append(f"wrong LoRA alpha: adapter {info['alpha']}, model {ours['alpha']}")
-    if set(ours["layers"]) != set(info["layers"]):
-        problems.append(
-            f"wrong LoRA target set: adapter targets {info['targets']} "
-            f"({len(info['layers'])} layers), model targets {ours['targets']} "
-            f"({len(ours['layers'])} layers)"
-        )
-    if ours["trainable_stages"] != info["trainable_stages"]:
-        problems.append(
-            f"wrong trainable stages: adapter {info['trainable_stages']}, "
-            f"model {ours['trainable_stages']}"
-        )
-    return problems
+    meta = read_adapter_metadata(path)
+    return load_file(path), meta
 
 
 def _describe(fp) -> str:
@@ -254,40 +200,36 @@ def load_adapter(
 
     Returns:
         dict: the adapter's metadata (see :func:`read_adapter`).
-
-    Raises:
-        ValueError: naming what does not fit (wrong base, rank, targets, ...).
     """
-    from .checkpointer import MultiFormatCheckpointer
+    from .checkpointer import MultiFormatCheckpointer, state_dict_mismatch
 
-    model = _unwrap(model)
     tensors, meta = read_adapter(path)
-    _, backbone = _backbone(model)
-    problems = _structure_problems(backbone, meta["lora"])
+    ours, info = lora_info(_backbone(model)[1]), meta["lora"]
+    problems = [
+        f"wrong {what}: adapter {k}={info[k]!r}, model {k}={ours[k]!r}"
+        for k, what in _SHARED
+        if ours[k] != info[k]
+    ]
+    if set(ours["layers"]) != set(info["layers"]):
+        problems.append(
+            f"wrong LoRA target set: adapter targets {info['targets']} "
+            f"({len(info['layers'])} layers), model targets {ours['targets']} "
+            f"({len(ours['layers'])} layers)"
+        )
+    wanted = set(_adapter_keys(model, with_base=meta["includes_base"]))
+    shapes = {k: v.shape for k, v in model.state_dict().items() if k in wanted}
+    problems += state_dict_mismatch(tensors, shapes)
     if problems:
         raise ValueError(
-            f"{path} does not fit this model: " + "; ".join(problems) + ". Build the model "
-            "from the adapter's own config (stored in its metadata)."
+            f"{path} does not fit this model: {'; '.join(problems)}. Build the model from the "
+            "adapter's own config (stored in its metadata)."
         )
-    expected = dict(model.state_dict())
-    wanted = set(_adapter_keys(model, with_base=meta["includes_base"]))
-    missing, extra = sorted(wanted - tensors.keys()), sorted(tensors.keys() - wanted)
-    shapes = [
-        f"{k}: adapter {tuple(tensors[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in sorted(wanted & tensors.keys())
-        if tensors[k].shape != expected[k].shape
-    ]
-    if missing or extra or shapes:
-        raise ValueError(
-            f"{path} does not fit this model: missing {missing[:5]} ({len(missing)}), "
-            f"unexpected {extra[:5]} ({len(extra)}), shape mismatches {shapes[:5]}"
-        )
-    base = None if meta["includes_base"] else _resolve_base(meta, base_checkpoint, path)
     if meta["includes_base"] and base_checkpoint:
         raise ValueError(
             f"wrong base for {path}: it was trained on a random backbone (carried inside the "
             f"adapter), but the base {base_checkpoint} was given; leave train.init_checkpoint empty"
         )
+    base = None if meta["includes_base"] else _resolve_base(meta, base_checkpoint, path)
     if base is not None:
         if is_adapter_file(base):
             raise ValueError(f"{base}: the base of an adapter cannot be an adapter itself")
