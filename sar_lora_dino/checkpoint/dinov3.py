@@ -13,7 +13,6 @@ __all__ = [
     "DINOV3_LAYOUTS",
     "detect_dinov3_layout",
     "convert_dinov3_state_dict",
-    "check_convnext_keys",
     "read_checkpoint_file",
     "unwrap_state_dict",
     "load_dinov3_file",
@@ -36,15 +35,8 @@ _RULES: Dict[str, List[Tuple[str, str]]] = {
         (rf"stages\.(\d+)\.(\d+)\.pwconv([12])\.{_PARAM}", r"stages.\1.blocks.\2.mlp.fc\3.\4"),
         (r"stages\.(\d+)\.(\d+)\.gamma", r"stages.\1.blocks.\2.gamma"),
     ],
-    "timm": [
-        (rf"stem\.([01])\.{_PARAM}", r"stem.\1.\2"),
-        (rf"stages\.([123])\.downsample\.([01])\.{_PARAM}", r"stages.\1.downsample.\2.\3"),
-        (
-            rf"stages\.(\d+)\.blocks\.(\d+)\.(conv_dw|norm|mlp\.fc1|mlp\.fc2)\.{_PARAM}",
-            r"stages.\1.blocks.\2.\3.\4",
-        ),
-        (r"stages\.(\d+)\.blocks\.(\d+)\.gamma", r"stages.\1.blocks.\2.gamma"),
-    ],
+    # timm's own names: what is not a ConvNeXt key is caught by _check_convnext_keys
+    "timm": [(r"(stem|stages)\..+", r"\g<0>")],
     "hf": [
         (rf"stages\.0\.downsample_layers\.([01])\.{_PARAM}", r"stem.\1.\2"),
         (rf"stages\.([123])\.downsample_layers\.([01])\.{_PARAM}", r"stages.\1.downsample.\2.\3"),
@@ -85,31 +77,27 @@ def _few(keys: Sequence[str], n: int = 5) -> str:
     return f"{len(keys)} key(s): {keys[:n]}{more}"
 
 
-def _strip_hf_prefix(keys: Sequence[str]) -> bool:
-    return bool(keys) and all(k.startswith(_HF_PREFIX) for k in keys)
+def _hf_items(state_dict: Mapping[str, Any]) -> List[Tuple[str, Any]]:
+    """The items, without the ``model.`` prefix when every key has it (as some HF files do)."""
+    items = list(state_dict.items())
+    if items and all(k.startswith(_HF_PREFIX) for k, _ in items):
+        return [(k[len(_HF_PREFIX) :], v) for k, v in items]
+    return items
 
 
 def detect_dinov3_layout(state_dict: Mapping[str, Any]) -> Optional[str]:
     """
-    Tell which DINOv3 ConvNeXt key layout a state dict uses.
-
-    Args:
-        state_dict (Mapping[str, Tensor]): the weights.
-
     Returns:
-        str or None: "official", "timm" or "hf" (also with every key prefixed ``model.``),
-        None when no layout's keys are present.
-
-    Raises:
-        ValueError: when keys of more than one layout are mixed.
+        str or None: the DINOv3 ConvNeXt key layout of ``state_dict``, "official", "timm" or
+        "hf" (also with every key prefixed ``model.``); None when it has no layout's keys.
+        Keys of more than one layout raise ValueError.
     """
-    keys = list(state_dict.keys())
-    hf_keys = [k[len(_HF_PREFIX) :] for k in keys] if _strip_hf_prefix(keys) else keys
-    found = []
-    for layout, pattern in _SIGNATURE.items():
-        candidates = hf_keys if layout == "hf" else keys
-        if any(re.match(pattern, k) for k in candidates):
-            found.append(layout)
+    hf_keys = [k for k, _ in _hf_items(state_dict)]
+    found = [
+        layout
+        for layout, pattern in _SIGNATURE.items()
+        if any(re.match(pattern, k) for k in (hf_keys if layout == "hf" else state_dict))
+    ]
     if len(found) > 1:
         raise ValueError(f"State dict mixes DINOv3 ConvNeXt key layouts {found}")
     return found[0] if found else None
@@ -134,8 +122,7 @@ def convert_dinov3_state_dict(
 
     The final norm (official ``norm.*``/``norms.3.*``, timm ``head.norm.*``, HF
     ``layer_norm.*``) and classifier weights are dropped; any other key that does not belong
-    to the layout is an error, and so is an incomplete ConvNeXt (see
-    :func:`check_convnext_keys`).
+    to the layout is an error, and so is an incomplete 4-stage ConvNeXt.
 
     Args:
         state_dict (Mapping[str, Tensor]): weights in one of :data:`DINOV3_LAYOUTS`.
@@ -155,9 +142,7 @@ def convert_dinov3_state_dict(
             )
     if layout not in DINOV3_LAYOUTS:
         raise ValueError(f"Unknown DINOv3 layout {layout!r}; expected one of {DINOV3_LAYOUTS}")
-    items = list(state_dict.items())
-    if layout == "hf" and _strip_hf_prefix([k for k, _ in items]):
-        items = [(k[len(_HF_PREFIX) :], v) for k, v in items]
+    items = _hf_items(state_dict) if layout == "hf" else list(state_dict.items())
     rules = [(re.compile(p), r) for p, r in _RULES[layout]]
     skip = re.compile(_SKIP[layout])
     out, skipped, leftover = {}, [], []
@@ -179,7 +164,7 @@ def convert_dinov3_state_dict(
             f"{source}: keys that do not belong to a DINOv3 ConvNeXt in the {layout} layout: "
             f"{_few(leftover)}"
         )
-    check_convnext_keys(out, source)
+    _check_convnext_keys(out, source)
     logger.info(
         f"{source}: {len(out)} ConvNeXt tensors read from the {layout} layout; "
         f"dropped final norm/classifier {sorted(skipped)}"
@@ -187,17 +172,8 @@ def convert_dinov3_state_dict(
     return out
 
 
-def check_convnext_keys(state_dict: Mapping[str, Any], source: str = "state dict") -> List[int]:
-    """
-    Check that timm-keyed weights form a complete 4-stage ConvNeXt.
-
-    Args:
-        state_dict (Mapping[str, Tensor]): timm-keyed weights.
-        source (str): name used in error messages.
-
-    Returns:
-        list[int]: the blocks per stage (depths) found.
-    """
+def _check_convnext_keys(state_dict: Mapping[str, Any], source: str) -> None:
+    """Raise unless timm-keyed weights form a complete 4-stage ConvNeXt, nothing more."""
     keys = set(state_dict)
     depths = []
     for i in range(4):
@@ -226,7 +202,6 @@ def check_convnext_keys(state_dict: Mapping[str, Any], source: str = "state dict
     extra = keys - expected
     if extra:
         raise ValueError(f"{source}: unexpected ConvNeXt keys {_few(extra)}")
-    return depths
 
 
 def read_checkpoint_file(path: str) -> Any:
