@@ -1,10 +1,14 @@
 """Exports of a trained detector: merged LoRA, adapter files, peft's format and ONNX."""
 
-from .adapter import export_adapter
-from .config_io import config_from_yaml, config_to_yaml
+from .adapter import export_adapter, export_peft
 from .merged import export_merged, merged_config
-from .model import build_trained_model, find_run_files, load_trained_model
-from .peft import export_peft, peft_adapter_config, peft_state_dict
+from .model import (
+    build_trained_model,
+    config_from_yaml,
+    config_to_yaml,
+    find_run_files,
+    load_trained_model,
+)
 
 __all__ = [
     "config_from_yaml",
@@ -16,6 +20,4 @@ __all__ = [
     "build_trained_model",
     "load_trained_model",
     "merged_config",
-    "peft_adapter_config",
-    "peft_state_dict",
 ]

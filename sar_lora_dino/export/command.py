@@ -5,12 +5,10 @@ import logging
 import os
 import sys
 
-from .adapter import export_adapter
-from .config_io import config_to_yaml
+from .adapter import export_adapter, export_peft
 from .merged import export_merged, merged_config
-from .model import find_run_files, load_trained_model
+from .model import config_to_yaml, find_run_files, load_trained_model
 from .onnx import export_onnx, input_size
-from .peft import export_peft
 
 __all__ = ["build_argument_parser", "main"]
 

@@ -11,22 +11,17 @@ from omegaconf import OmegaConf
 from ..checkpoint.checkpointer import find_convnext_backbone
 from ..modeling.lora import merged_state_dict
 from ..utils.io import atomic_write
-from .config_io import config_to_yaml
+from .model import config_to_yaml
 
 __all__ = ["merged_config", "export_merged"]
 
 
 def merged_config(cfg, model):
     """
-    The config of ``model`` with its backbone built without LoRA (``finetune="frozen"``; its
-    trainable stages are kept), so it loads :func:`merged_state_dict` strictly.
-
-    Args:
-        cfg (DictConfig): the config ``model`` was built from (not changed).
-        model (nn.Module): the detector.
-
     Returns:
-        DictConfig
+        DictConfig: a copy of ``cfg`` (the config of ``model``) whose backbone is built without
+        LoRA (``finetune="frozen"``, trainable stages kept), so that it loads
+        :func:`merged_state_dict` strictly.
     """
     prefix, backbone = find_convnext_backbone(model)
     node_path = prefix.rstrip(".")

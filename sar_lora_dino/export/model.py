@@ -1,29 +1,58 @@
-"""A trained detector from a config and weights, or a run folder, for export and inference."""
+"""A trained detector and its config, from a config and weights, an adapter or a run folder."""
 
-import logging
 import os
+import tempfile
 from typing import Optional, Sequence, Tuple
 
-from detectron2.config import instantiate
+from detectron2.config import LazyConfig, instantiate
 
 from ..checkpoint.adapter import is_adapter_file, read_adapter_metadata
 from ..checkpoint.checkpointer import MultiFormatCheckpointer
 
-__all__ = ["build_trained_model", "find_run_files", "load_trained_model"]
-
-logger = logging.getLogger(__name__)
+__all__ = [
+    "build_trained_model",
+    "config_from_yaml",
+    "config_to_yaml",
+    "find_run_files",
+    "load_trained_model",
+]
 
 _RUN_WEIGHTS = ("model_best.pth", "model_final.pth")
 
 
+def config_to_yaml(cfg) -> str:
+    """
+    Returns:
+        str: the LazyConfig ``cfg`` as YAML that :func:`config_from_yaml` reads back, for the
+        files written next to exported weights and inside adapters.
+    """
+    with tempfile.TemporaryDirectory(prefix="sar_cfg.") as tmp:
+        path = os.path.join(tmp, "config.yaml")
+        LazyConfig.save(cfg, path)
+        if os.path.exists(path + ".pkl") or not os.path.isfile(path):
+            raise ValueError(
+                "The config holds objects YAML cannot represent (LazyConfig.save fell back to "
+                "pickle); keep configs to plain values and LazyCall nodes"
+            )
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+
+
+def config_from_yaml(text: str):
+    """The LazyConfig (DictConfig) of YAML ``text`` from :func:`config_to_yaml`."""
+    with tempfile.TemporaryDirectory(prefix="sar_cfg.") as tmp:
+        path = os.path.join(tmp, "config.yaml")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return LazyConfig.load(path)
+
+
 def find_run_files(run_dir: str) -> Tuple[str, str]:
     """
-    Args:
-        run_dir (str): a training output folder.
-
     Returns:
-        tuple[str, str]: its ``config.yaml`` and its weights: ``model_best.pth``, else
-        ``model_final.pth``, else the file named in ``last_checkpoint``.
+        tuple[str, str]: the ``config.yaml`` of the training output folder ``run_dir`` and its
+        weights: ``model_best.pth``, else ``model_final.pth``, else the file named in
+        ``last_checkpoint``.
     """
     config = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(config):
@@ -53,16 +82,10 @@ class _RecordingCheckpointer(MultiFormatCheckpointer):
 
 def build_trained_model(cfg, weights: str, device: str = "cpu"):
     """
-    Build ``cfg.model`` in eval mode and load ``weights`` with :class:`MultiFormatCheckpointer` (any
-    format it reads; an adapter loads over ``train.init_checkpoint`` or the base it records).
-
-    Args:
-        cfg (DictConfig): the run's config.
-        weights (str): checkpoint or adapter file; one that lacks tensors of the model is refused.
-        device (str): where to build the model.
-
-    Returns:
-        nn.Module
+    Build ``cfg.model`` in eval mode on ``device`` and load ``weights`` with
+    :class:`MultiFormatCheckpointer` (any format it reads; an adapter loads over
+    ``train.init_checkpoint`` or the base it records). Weights that lack tensors of the model
+    are refused.
     """
     if not weights or not os.path.isfile(weights):
         raise FileNotFoundError(f"--weights: no such file {weights!r}")
@@ -82,27 +105,17 @@ def build_trained_model(cfg, weights: str, device: str = "cpu"):
 
 
 def load_trained_model(
-    config_file: Optional[str],
-    weights: str,
-    overrides: Sequence[str] = (),
-    device: str = "cpu",
+    config_file: Optional[str], weights: str, overrides: Sequence[str] = (), device: str = "cpu"
 ):
     """
-    Load a config (or the one an adapter file stores) and build the trained model with
-    :func:`build_trained_model`.
-
-    Args:
-        config_file (str or None): LazyConfig (.py or .yaml). None: the config stored in the
-            adapter ``weights``.
-        weights (str): checkpoint or adapter file.
-        overrides (list[str]): checked ``key=value`` overrides (as the training tool's).
-        device (str): where to build the model.
+    :func:`build_trained_model` with the config of ``config_file`` (.py or .yaml) or, when it
+    is None, the one the adapter ``weights`` stores; ``overrides`` (``key=value``) are checked
+    as the training tool checks them.
 
     Returns:
         tuple[DictConfig, nn.Module]: the config and the model in eval mode.
     """
     from ..engine import apply_overrides, load_config
-    from .config_io import config_from_yaml
 
     if not weights or not os.path.isfile(weights):
         raise FileNotFoundError(f"--weights: no such file {weights!r}")

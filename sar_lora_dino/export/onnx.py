@@ -52,13 +52,6 @@ def _traceable_topk(model: nn.Module):
         del model._decode_per_level_predictions
 
 
-def _traceable(model: nn.Module, image: torch.Tensor):
-    from detectron2.export import TracingAdapter
-
-    adapter = TracingAdapter(model, [{"image": image}])
-    return adapter.eval()  # it is created in training mode
-
-
 def export_onnx(
     model: nn.Module,
     path: str,
@@ -84,12 +77,14 @@ def export_onnx(
     Returns:
         list[str]: the output names.
     """
+    from detectron2.export import TracingAdapter
+
     if any(isinstance(m, LoRALinear) for m in model.modules()):
         raise ValueError("export_onnx takes the merged model (no LoRALinear); see export_merged")
     model = model.eval().cpu()
     generator = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (3, height, width), generator=generator).float()
-    traceable = _traceable(model, image)
+    traceable = TracingAdapter(model, [{"image": image}]).eval()  # created in training mode
     with torch.no_grad():
         outputs = traceable(image)
     if len(outputs) != len(ONNX_OUTPUTS):
