@@ -20,6 +20,7 @@ __all__ = [
     "read_adapter",
     "read_adapter_metadata",
     "load_adapter",
+    "lora_info",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,10 +47,8 @@ def _backbone(model: nn.Module):
 def _adapter_keys(model: nn.Module, with_base: bool) -> List[str]:
     """Every state-dict key of ``model`` except, unless ``with_base``, the frozen backbone's."""
     prefix, backbone = _backbone(model)
-    frozen = set()
-    if not with_base:
-        frozen = {prefix + n for n, p in backbone.named_parameters() if not p.requires_grad}
-    return [k for k in model.state_dict() if k not in frozen]
+    frozen = {prefix + n for n, p in backbone.named_parameters() if not p.requires_grad}
+    return [k for k in model.state_dict() if with_base or k not in frozen]
 
 
 def lora_info(backbone) -> Dict[str, Any]:
@@ -154,17 +153,13 @@ def read_adapter(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
 
 
 def _describe(fp) -> str:
-    if fp == RANDOM_INIT:
-        return "a random backbone (no base weights)"
     return f"{fp['path']} (sha256 {fp['sha256'][:16]}..., {fp['size']} bytes)"
 
 
-def _resolve_base(meta: Dict[str, Any], base_checkpoint: Optional[str], path: str):
-    """The base file to load (None for a random base) after checking its fingerprint."""
-    recorded = meta["base"]
+def _resolve_base(recorded: Dict[str, Any], base_checkpoint: Optional[str], path: str) -> str:
+    """The base file to load (the recorded one when none is given) after checking its
+    fingerprint against the ``recorded`` one."""
     if not base_checkpoint:
-        if recorded == RANDOM_INIT:
-            return None
         if not os.path.isfile(recorded["path"]):
             raise FileNotFoundError(
                 f"{path} needs its base weights {_describe(recorded)}, which are no longer "
@@ -172,7 +167,7 @@ def _resolve_base(meta: Dict[str, Any], base_checkpoint: Optional[str], path: st
                 "trained on)"
             )
         base_checkpoint = recorded["path"]
-    given = file_fingerprint(base_checkpoint) if base_checkpoint else RANDOM_INIT
+    given = file_fingerprint(base_checkpoint)
     if not same_weights(given, recorded):
         raise ValueError(
             f"wrong base for {path}: it was trained on {_describe(recorded)}, but the base "
@@ -195,11 +190,11 @@ def load_adapter(
         model (nn.Module): built from the adapter's config (``read_adapter(path)[1]["config"]``)
             or an equivalent one.
         path (str): the adapter file.
-        base_checkpoint (str or None): the base weights (any format the checkpointer reads).
-            Empty/None: the base file recorded in the adapter, if it still exists.
+        base_checkpoint (str or None): the base weights (any format the checkpointer reads);
+            when empty, the base file recorded in the adapter, if it still exists.
 
     Returns:
-        dict: the adapter's metadata (see :func:`read_adapter`).
+        dict: the adapter's :func:`read_adapter_metadata`.
     """
     from .checkpointer import MultiFormatCheckpointer, state_dict_mismatch
 
@@ -224,13 +219,14 @@ def load_adapter(
             f"{path} does not fit this model: {'; '.join(problems)}. Build the model from the "
             "adapter's own config (stored in its metadata)."
         )
+    base = None
     if meta["includes_base"] and base_checkpoint:
         raise ValueError(
             f"wrong base for {path}: it was trained on a random backbone (carried inside the "
             f"adapter), but the base {base_checkpoint} was given; leave train.init_checkpoint empty"
         )
-    base = None if meta["includes_base"] else _resolve_base(meta, base_checkpoint, path)
-    if base is not None:
+    if not meta["includes_base"]:
+        base = _resolve_base(meta["base"], base_checkpoint, path)
         if is_adapter_file(base):
             raise ValueError(f"{base}: the base of an adapter cannot be an adapter itself")
         MultiFormatCheckpointer(model).load(base, checkpointables=[])

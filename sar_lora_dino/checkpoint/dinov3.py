@@ -209,12 +209,6 @@ def read_checkpoint_file(path: str) -> Any:
     Read a weight file: ``.safetensors`` with safetensors, anything else (``.pth``, ``.pt``,
     ``.bin``, ...) with :func:`load_torch_file` (tensors and plain containers; objects of other
     libraries, e.g. MMEngine's, become inert placeholders).
-
-    Args:
-        path (str): local file path.
-
-    Returns:
-        the loaded object (usually a dict).
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Checkpoint file not found: {path}")
@@ -241,15 +235,9 @@ def _is_state_dict(obj: Any) -> bool:
 
 def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> Dict[str, torch.Tensor]:
     """
-    Return the state dict inside a loaded file: the file itself when it maps names to tensors,
-    else the single one of ``obj["model"]`` / ``obj["state_dict"]`` that does.
-
-    Args:
-        obj: what :func:`read_checkpoint_file` returned.
-        source (str): name used in error messages.
-
-    Returns:
-        dict[str, Tensor]
+    The state dict inside ``obj``, what :func:`read_checkpoint_file` returned: ``obj`` itself
+    when it maps names to tensors, else the single one of ``obj["model"]`` /
+    ``obj["state_dict"]`` that does. ``source`` names the file in error messages.
     """
     if _is_state_dict(obj):
         return dict(obj)
@@ -271,14 +259,7 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> Dict[str, torch.T
 
 
 def load_dinov3_file(path: str) -> Dict[str, torch.Tensor]:
-    """
-    Read a DINOv3 ConvNeXt weight file in any released layout as timm-keyed backbone weights.
-
-    Args:
-        path (str): ``.pth``/``.pt``/``.bin``/``.safetensors`` file.
-
-    Returns:
-        dict[str, Tensor]: see :func:`convert_dinov3_state_dict`.
-    """
+    """A DINOv3 ConvNeXt weight file (.pth/.pt/.bin/.safetensors, any released layout) as
+    timm-keyed backbone weights (see :func:`convert_dinov3_state_dict`)."""
     state_dict = unwrap_state_dict(read_checkpoint_file(path), source=path)
     return convert_dinov3_state_dict(state_dict, source=path)

@@ -17,9 +17,6 @@ class InertObject:
         obj.args, obj.state = args, None
         return obj
 
-    def __init__(self, *args, **kwargs):
-        pass
-
     def __setstate__(self, state):
         self.state = state
 
@@ -38,13 +35,8 @@ def load_torch_file(path):
     containers only), where each class or function outside what it allows becomes an
     :class:`InertObject` type of that name instead of an error. So a checkpoint as MMEngine's
     runner writes it (``message_hub``, optimizer, numpy scalars) opens without MMEngine and
-    without executing pickled code; its tensors are real, everything else is inert.
-
-    Args:
-        path (str): a torch file (zip format, torch >= 1.6).
-
-    Returns:
-        the loaded object.
+    without executing pickled code; its tensors are real, everything else is inert. ``path``
+    is a torch file in the zip format (torch >= 1.6).
     """
     unknown = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     with torch.serialization.safe_globals([(_stand_in(name), name) for name in unknown]):

@@ -41,14 +41,8 @@ def _unwrap(state_dict: Dict) -> Dict:
 
 
 def is_mmdet_state_dict(state_dict: Dict) -> bool:
-    """
-    Args:
-        state_dict (dict): a state dict or a whole MMEngine checkpoint.
-
-    Returns:
-        bool: whether its keys use the original's MMDetection RetinaNet names
-        (``backbone.backbone.*``, ``neck.*_convs.*``, ``bbox_head.*``).
-    """
+    """Whether a state dict (or a whole MMEngine checkpoint) has the original's MMDetection
+    RetinaNet key names (``backbone.backbone.*``, ``neck.*_convs.*``, ``bbox_head.*``)."""
     return any(
         isinstance(k, str) and k.startswith(_MMDET_MARKERS) for k in _unwrap(state_dict).keys()
     )
@@ -187,16 +181,10 @@ def _map_neck_head(key, value, rules, perm):
 
 def convert_mmdet_checkpoint(src: str, dst: str) -> Dict[str, torch.Tensor]:
     """
-    Convert the original's checkpoint file to a detectron2 checkpoint file.
-
-    Reads ``src`` with :func:`read_checkpoint_file` (a checkpoint as MMEngine's runner writes
-    it, with ``message_hub``, optimizer and numpy scalars, opens without MMEngine and without
-    running pickled code) and writes
-    ``{"model": ..., "__author__": ..., "matching_heuristics": False}`` to ``dst`` atomically.
-
-    Args:
-        src (str): MMDetection checkpoint (``{"meta", "state_dict", ...}``) or bare state dict.
-        dst (str): output path.
+    Convert the original's checkpoint file ``src`` (as MMEngine's runner writes it, read
+    without MMEngine by :func:`read_checkpoint_file`, or its bare state dict) to a detectron2
+    checkpoint ``{"model": ..., "matching_heuristics": False, ...}`` written atomically to
+    ``dst``.
 
     Returns:
         dict[str, Tensor]: the converted state dict.
