@@ -87,7 +87,7 @@ def save_adapter(
             (``train.init_checkpoint``).
 
     Returns:
-        dict: the metadata written (str -> str).
+        dict[str, str]: the metadata written.
     """
     base = file_fingerprint(base_checkpoint) if base_checkpoint else RANDOM_INIT
     prefix, backbone = _backbone(model)
@@ -111,18 +111,17 @@ def save_adapter(
     return metadata
 
 
-def _metadata(path: str) -> Optional[Dict[str, str]]:
+def _metadata(path: str) -> Dict[str, str]:
     try:
         with safe_open(path, framework="pt") as f:
             return f.metadata() or {}
     except Exception:  # not a safetensors file at all
-        return None
+        return {}
 
 
 def is_adapter_file(path: str) -> bool:
     """Whether ``path`` is an adapter written by :func:`save_adapter`."""
-    meta = _metadata(path)
-    return bool(meta) and meta.get("format") == ADAPTER_FORMAT
+    return _metadata(path).get("format") == ADAPTER_FORMAT
 
 
 def read_adapter_metadata(path: str) -> Dict[str, Any]:
@@ -132,7 +131,7 @@ def read_adapter_metadata(path: str) -> Dict[str, Any]:
         ``includes_base`` decoded from JSON (``config`` stays YAML text).
     """
     meta = _metadata(path)
-    if not meta or meta.get("format") != ADAPTER_FORMAT:
+    if meta.get("format") != ADAPTER_FORMAT:
         raise ValueError(f"{path}: not a {ADAPTER_FORMAT} file (no such 'format' in its metadata)")
     if meta.get("format_version") != ADAPTER_VERSION:
         raise ValueError(

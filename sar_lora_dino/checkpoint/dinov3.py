@@ -177,13 +177,8 @@ def _check_convnext_keys(state_dict: Mapping[str, Any], source: str) -> None:
     keys = set(state_dict)
     depths = []
     for i in range(4):
-        blocks = {
-            int(m.group(1))
-            for k in keys
-            for m in [re.match(rf"stages\.{i}\.blocks\.(\d+)\.", k)]
-            if m
-        }
-        depths.append(max(blocks) + 1 if blocks else 0)
+        found = (re.match(rf"stages\.{i}\.blocks\.(\d+)\.", k) for k in keys)
+        depths.append(max((int(m.group(1)) for m in found if m), default=-1) + 1)
     wb = ("weight", "bias")
     expected = {f"stem.{j}.{p}" for j in (0, 1) for p in wb}
     for i, depth in enumerate(depths):

@@ -17,9 +17,6 @@ def file_fingerprint(path):
     2 MiB, else of its first and last MiB plus its size (a 337 MB checkpoint hashes in
     milliseconds, and two different trainings never share both ends).
 
-    Args:
-        path (str): an existing file.
-
     Returns:
         dict: ``{"path": absolute path, "size": bytes, "sha256": hex digest,
         "scope": "whole" | "first+last MiB"}``.

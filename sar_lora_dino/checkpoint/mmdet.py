@@ -56,10 +56,6 @@ def anchor_permutation(num_ratios: int = 3, num_scales: int = 3) -> List[int]:
     ratio-major (``ratio * num_scales + scale``); detectron2's ``DefaultAnchorGenerator``
     size-major (``size * num_ratios + ratio``). Both list ratios (h/w) and sizes ascending.
 
-    Args:
-        num_ratios (int): aspect ratios per cell.
-        num_scales (int): sizes (octave scales) per cell.
-
     Returns:
         list[int]: ``perm`` such that detectron2 anchor ``d`` is MMDetection anchor ``perm[d]``.
         For a square grid (3 x 3) it is a transpose, hence its own inverse.
@@ -124,8 +120,7 @@ def convert_mmdet_state_dict(
 
     Args:
         state_dict (dict): the original's state dict, or its whole MMEngine checkpoint.
-        num_anchor_ratios (int): aspect ratios per anchor cell.
-        num_anchor_scales (int): octave scales per anchor cell.
+        num_anchor_ratios, num_anchor_scales (int): aspect ratios and octave scales per cell.
         first_fpn_stage (int): log2 stride of the first FPN input (3 for C3).
 
     Returns:

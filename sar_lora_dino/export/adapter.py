@@ -42,18 +42,10 @@ def _check_base_rebuilds(cfg, model, base: str) -> None:
 
 def export_adapter(cfg, model, path: str, check_base: bool = True) -> Dict[str, Any]:
     """
-    Write the adapter of ``model`` (see :func:`sar_lora_dino.checkpoint.save_adapter`) with
-    ``cfg`` and the fingerprint of ``cfg.train.init_checkpoint`` in its metadata.
-
-    Args:
-        cfg (DictConfig): the config of the run.
-        model (nn.Module): the trained detector.
-        path (str): output ``.safetensors``.
-        check_base (bool): first verify that the base weights give the model's frozen
-            backbone exactly (costs one more model in memory).
-
-    Returns:
-        dict: the metadata written.
+    Write the adapter of ``model`` to ``path`` (see :func:`sar_lora_dino.checkpoint.save_adapter`)
+    with the run's config ``cfg`` and the fingerprint of ``cfg.train.init_checkpoint`` in its
+    metadata, which it returns. ``check_base`` first verifies that the base weights give the
+    model's frozen backbone exactly (costs one more model in memory).
     """
     base = cfg.train.get("init_checkpoint") or None
     if base and check_base:

@@ -16,11 +16,6 @@ logger = logging.getLogger("sar_lora_dino.export")
 
 
 def build_argument_parser():
-    """
-    Returns:
-        argparse.ArgumentParser: ``--config-file`` + ``--weights`` or ``--run``, one or more of
-        ``--merged``, ``--adapter``, ``--peft-dir``, ``--onnx``, and trailing overrides.
-    """
     parser = argparse.ArgumentParser(
         description="Export a trained detector: merged LoRA, adapter, peft format or ONNX.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -57,13 +52,7 @@ def _class_names(cfg):
 
 
 def main(argv=None) -> int:
-    """
-    Args:
-        argv (list[str] or None): arguments (default ``sys.argv[1:]``).
-
-    Returns:
-        int: exit code.
-    """
+    """Run the export command on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     args = build_argument_parser().parse_args(argv)
     from detectron2.utils.logger import setup_logger
 
@@ -83,9 +72,8 @@ def main(argv=None) -> int:
         export_peft(model, args.peft_dir, overwrite=args.overwrite)
         logger.info(f"peft adapter: {args.peft_dir}")
     if args.merged or args.onnx:
-        merged_path = args.merged
-        if not merged_path:  # ONNX only: the merged checkpoint goes next to it
-            merged_path = os.path.splitext(args.onnx)[0] + "_merged.pth"
+        # ONNX only: the merged checkpoint goes next to it
+        merged_path = args.merged or os.path.splitext(args.onnx)[0] + "_merged.pth"
         config_path, plain = export_merged(cfg, model, merged_path)
         logger.info(
             f"Merged: {merged_path} ({os.path.getsize(merged_path):,} bytes), {config_path}"

@@ -39,14 +39,10 @@ def merged_config(cfg, model):
 
 def export_merged(cfg, model, path: str) -> Tuple[str, torch.nn.Module]:
     """
-    Write ``path`` (a detectron2 checkpoint ``{"model": ...}`` with every LoRA update folded
-    into its base weight) and ``<path without .pth>.yaml`` (the config without LoRA, its
-    ``train.init_checkpoint`` set to ``path``). The pair is checked by loading it strictly.
-
-    Args:
-        cfg (DictConfig): the config of ``model``.
-        model (nn.Module): the trained detector (LoRA unmerged or merged).
-        path (str): output checkpoint.
+    Write ``path`` (a detectron2 checkpoint ``{"model": ...}`` with every LoRA update of
+    ``model``, merged or not, folded into its base weight) and ``<path without .pth>.yaml``
+    (:func:`merged_config` of ``cfg``, its ``train.init_checkpoint`` set to ``path``). The pair
+    is checked by loading it strictly.
 
     Returns:
         tuple[str, nn.Module]: the config path and the plain model (eval mode, on the CPU).

@@ -65,14 +65,9 @@ def export_onnx(
     dynamic height and width. The graph takes one ``image`` (3 x H x W float, the model's input
     format and 0-255 range, already resized as the config's test mapper does) and returns
     ``boxes`` (N x 4, XYXY in that image's pixels), ``classes`` (N), ``scores`` (N) and
-    ``image_size`` (2: H, W).
-
-    Args:
-        model (nn.Module): the plain detector, e.g. RetinaNet.
-        path (str): output ``.onnx`` (written atomically).
-        height, width (int): size of the example image used for tracing.
-        metadata (dict[str, str]): stored as the model's ``metadata_props``.
-        class_names (list[str]): stored in the metadata as JSON.
+    ``image_size`` (2: H, W). It is traced on a ``height`` x ``width`` image and written
+    atomically to ``path``, with ``metadata`` and ``class_names`` (as JSON) in its
+    ``metadata_props``.
 
     Returns:
         list[str]: the output names.
