@@ -1,7 +1,7 @@
 """Key mapping between the original's MMDetection RetinaNet checkpoints and our model."""
 
 import re
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import torch
 
@@ -20,18 +20,17 @@ _MMDET_BACKBONE = "backbone.backbone."
 _D2_BACKBONE = "backbone.bottom_up."
 _MMDET_MARKERS = ("bbox_head.", "neck.lateral_convs.", "neck.fpn_convs.", _MMDET_BACKBONE)
 
-
-def _neck_head_rules(first_fpn_stage: int) -> List[Tuple[str, str]]:
-    """(MMDetection regex, detectron2 name) pairs for the FPN and the RetinaNet head."""
-    s = first_fpn_stage
-    return [
-        (r"neck\.lateral_convs\.(\d+)\.conv\.", lambda i: f"backbone.fpn_lateral{s + i}."),
-        (r"neck\.fpn_convs\.([0-2])\.conv\.", lambda i: f"backbone.fpn_output{s + i}."),
-        (r"neck\.fpn_convs\.(3)\.conv\.", lambda i: "backbone.top_block.p6."),
-        (r"neck\.fpn_convs\.(4)\.conv\.", lambda i: "backbone.top_block.p7."),
-        (r"bbox_head\.cls_convs\.(\d+)\.conv\.", lambda i: f"head.cls_subnet.{2 * i}."),
-        (r"bbox_head\.reg_convs\.(\d+)\.conv\.", lambda i: f"head.bbox_subnet.{2 * i}."),
-    ]
+# (MMDetection regex, detectron2 name of the index it matches) for the FPN and RetinaHead convs;
+# the original's FPN takes C3-C5 (stride 8 first) and makes P6/P7 with fpn_convs.3/4.
+_NECK_HEAD_RULES = (
+    (r"neck\.lateral_convs\.(\d+)\.conv\.", lambda i: f"backbone.fpn_lateral{3 + i}."),
+    (r"neck\.fpn_convs\.([0-2])\.conv\.", lambda i: f"backbone.fpn_output{3 + i}."),
+    (r"neck\.fpn_convs\.(3)\.conv\.", lambda i: "backbone.top_block.p6."),
+    (r"neck\.fpn_convs\.(4)\.conv\.", lambda i: "backbone.top_block.p7."),
+    (r"bbox_head\.cls_convs\.(\d+)\.conv\.", lambda i: f"head.cls_subnet.{2 * i}."),
+    (r"bbox_head\.reg_convs\.(\d+)\.conv\.", lambda i: f"head.bbox_subnet.{2 * i}."),
+)
+_HEAD_OUTPUTS = {"retina_cls": "head.cls_score", "retina_reg": "head.bbox_pred"}
 
 
 def _unwrap(state_dict: Dict) -> Dict:
@@ -63,8 +62,9 @@ def anchor_permutation(num_ratios: int = 3, num_scales: int = 3) -> List[int]:
     return [(d % num_ratios) * num_scales + d // num_ratios for d in range(num_ratios * num_scales)]
 
 
-def _reorder_anchors(tensor: torch.Tensor, perm: List[int]) -> torch.Tensor:
+def _reorder_anchors(tensor: torch.Tensor) -> torch.Tensor:
     """Reorder the (anchor, value) blocks of dim 0 of a head output conv's weight or bias."""
+    perm = anchor_permutation()  # the original's 3 ratios x 3 scales
     per_anchor = tensor.shape[0] // len(perm)
     if per_anchor * len(perm) != tensor.shape[0]:
         raise ValueError(
@@ -97,11 +97,10 @@ def _backbone_key(rest: str) -> str:
     return rest.replace(".base.", ".")
 
 
-def convert_mmdet_state_dict(
-    state_dict: Dict, num_anchor_ratios: int = 3, num_anchor_scales: int = 3, first_fpn_stage=3
-) -> Dict[str, torch.Tensor]:
+def convert_mmdet_state_dict(state_dict: Dict) -> Dict[str, torch.Tensor]:
     """
-    Map the original's MMDetection RetinaNet state dict to our detectron2 names.
+    Map the original's MMDetection RetinaNet state dict (or its whole MMEngine checkpoint) to
+    our detectron2 names.
 
     * backbone ``backbone.backbone.<timm key>`` -> ``backbone.bottom_up.<timm key>``; the
       original's LoRA wrapper keeps the base Linear under ``.base.``: ``mlp.fc1.base.weight``
@@ -118,17 +117,10 @@ def convert_mmdet_state_dict(
     Keys outside ``backbone.``, ``neck.`` and ``bbox_head.`` are kept unchanged (the
     checkpointer reports them as unexpected); the backbone's timm keys are not checked here.
 
-    Args:
-        state_dict (dict): the original's state dict, or its whole MMEngine checkpoint.
-        num_anchor_ratios, num_anchor_scales (int): aspect ratios and octave scales per cell.
-        first_fpn_stage (int): log2 stride of the first FPN input (3 for C3).
-
     Returns:
         dict[str, Tensor]: detectron2 key -> tensor, in the input's order.
     """
     state_dict = _unwrap(state_dict)
-    perm = anchor_permutation(num_anchor_ratios, num_anchor_scales)
-    rules = _neck_head_rules(first_fpn_stage)
     out, lora = {}, {}
     for key, value in state_dict.items():
         if key.startswith(_MMDET_BACKBONE):
@@ -141,7 +133,7 @@ def convert_mmdet_state_dict(
                 raise KeyError(f"{key}: unknown LoRA tensor; expected lora_A / lora_B")
             out[_D2_BACKBONE + timm_key] = value
         elif key.startswith(("neck.", "bbox_head.")):
-            new_key, new_value = _map_neck_head(key, value, rules, perm)
+            new_key, new_value = _map_neck_head(key, value)
             out[new_key] = new_value
         else:
             out[key] = value
@@ -158,13 +150,12 @@ def convert_mmdet_state_dict(
     return out
 
 
-def _map_neck_head(key, value, rules, perm):
+def _map_neck_head(key, value):
     """detectron2 (key, tensor) of one neck/head entry; head outputs get their anchors reordered."""
-    for name, d2 in (("retina_cls", "head.cls_score"), ("retina_reg", "head.bbox_pred")):
-        m = re.fullmatch(rf"bbox_head\.{name}\.(weight|bias)", key)
-        if m:
-            return f"{d2}.{m.group(1)}", _reorder_anchors(value, perm)
-    for pattern, fmt in rules:
+    m = re.fullmatch(r"bbox_head\.(retina_cls|retina_reg)\.(weight|bias)", key)
+    if m:
+        return f"{_HEAD_OUTPUTS[m.group(1)]}.{m.group(2)}", _reorder_anchors(value)
+    for pattern, fmt in _NECK_HEAD_RULES:
         m = re.fullmatch(pattern + r"(weight|bias)", key)
         if m:
             return fmt(int(m.group(1))) + m.group(2), value
