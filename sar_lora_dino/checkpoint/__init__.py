@@ -1,7 +1,7 @@
 """Reading checkpoints of every supported layout into our detectron2 models."""
 
 from .adapter import is_adapter_file, load_adapter, read_adapter, save_adapter
-from .checkpointer import MultiFormatCheckpointer, find_convnext_backbone
+from .checkpointer import MultiFormatCheckpointer, SARCheckpointer, find_convnext_backbone
 from .dinov3 import (
     DINOV3_LAYOUTS,
     convert_dinov3_state_dict,
@@ -11,6 +11,3 @@ from .dinov3 import (
     unwrap_state_dict,
 )
 from .fingerprint import RANDOM_INIT, file_fingerprint, same_weights
-
-# The names before the rename, so that configs saved by earlier runs still load.
-SARCheckpointer = MultiFormatCheckpointer  # deprecated alias (saved configs)

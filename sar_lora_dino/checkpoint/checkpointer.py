@@ -36,17 +36,10 @@ _ADAPTER_SOURCE = "__adapter_source__"
 
 def state_dict_mismatch(file_state, model_shapes, expected=None) -> List[str]:
     """
-    What keeps a file's tensors from fitting a model, by key and shape.
-
-    Args:
-        file_state (Mapping[str, Tensor]): the file's tensors (entries without a shape are
-            compared by key only).
-        model_shapes (Mapping[str, torch.Size]): the model's tensor shapes.
-        expected (set or None): the model keys the file must hold; all of them when None.
-
-    Returns:
-        list[str]: one phrase per kind of problem (shapes, missing keys, extra keys); empty
-        when the file fits.
+    What keeps the tensors ``file_state`` from fitting a model of ``model_shapes`` (key ->
+    shape): one phrase each for shape mismatches, ``expected`` keys (default: every model key)
+    missing from the file, and file keys not in the model. Empty when the file fits; entries
+    without a shape are compared by key only.
     """
     expected = set(model_shapes) if expected is None else set(expected)
     shapes = [

@@ -117,20 +117,13 @@ def convert_dinov3_state_dict(
     state_dict: Mapping[str, Any], layout: Optional[str] = None, source: str = "state dict"
 ) -> Dict[str, torch.Tensor]:
     """
-    Remap DINOv3 ConvNeXt weights to timm's key names (the keys of
-    :class:`sar_lora_dino.modeling.ConvNeXtBackbone`).
+    Remap DINOv3 ConvNeXt weights in one of :data:`DINOV3_LAYOUTS` (``layout``, detected when
+    None) to timm's key names (the keys of :class:`sar_lora_dino.modeling.ConvNeXtBackbone`).
 
     The final norm (official ``norm.*``/``norms.3.*``, timm ``head.norm.*``, HF
     ``layer_norm.*``) and classifier weights are dropped; any other key that does not belong
-    to the layout is an error, and so is an incomplete 4-stage ConvNeXt.
-
-    Args:
-        state_dict (Mapping[str, Tensor]): weights in one of :data:`DINOV3_LAYOUTS`.
-        layout (str or None): the layout; detected when None.
-        source (str): name used in error messages (e.g. the file path).
-
-    Returns:
-        dict[str, Tensor]: timm-keyed backbone weights.
+    to the layout is an error, and so is an incomplete 4-stage ConvNeXt. ``source`` names the
+    file in error messages.
     """
     if layout is None:
         layout = detect_dinov3_layout(state_dict)

@@ -93,14 +93,8 @@ def export_peft(model, directory: str, overwrite: bool = False) -> str:
     and ``...lora_B.weight``, out x r), loadable by
     ``peft.PeftModel.from_pretrained(timm.create_model(arch), directory)``.
 
-    Args:
-        model (nn.Module): a detector whose ConvNeXt backbone carries LoRA and trains nothing
-            else.
-        directory (str): output folder (written atomically).
-        overwrite (bool): replace an existing folder.
-
-    Returns:
-        str: ``directory``.
+    ``model``'s ConvNeXt backbone must carry LoRA and train nothing else. The folder is
+    written atomically; ``overwrite`` replaces an existing one. Returns ``directory``.
     """
     _, backbone = find_convnext_backbone(model)
     layers = [(n, m) for n, m in backbone.named_modules() if isinstance(m, LoRALinear)]

@@ -26,7 +26,7 @@ def merged_config(cfg, model):
     prefix, backbone = find_convnext_backbone(model)
     node_path = prefix.rstrip(".")
     out = copy.deepcopy(cfg)
-    node = OmegaConf.select(out.model, node_path) if node_path else out.model
+    node = OmegaConf.select(out.model, node_path)  # "" selects out.model itself
     if node is None or "finetune" not in node:
         raise ValueError(
             f"cfg.model.{node_path} should be the ConvNeXtBackbone node (with a 'finetune' "
