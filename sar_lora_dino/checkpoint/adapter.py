@@ -12,6 +12,7 @@ from torch import nn
 
 from ..modeling.lora import LoRALinear
 from ..utils.io import atomic_path
+from .checkpointer import MultiFormatCheckpointer, find_convnext_backbone, state_dict_mismatch
 from .fingerprint import RANDOM_INIT, file_fingerprint, same_weights
 
 __all__ = [
@@ -38,15 +39,9 @@ _SHARED = (
 )
 
 
-def _backbone(model: nn.Module):
-    from .checkpointer import find_convnext_backbone  # it imports this module
-
-    return find_convnext_backbone(model)
-
-
 def _adapter_keys(model: nn.Module, with_base: bool) -> List[str]:
     """Every state-dict key of ``model`` except, unless ``with_base``, the frozen backbone's."""
-    prefix, backbone = _backbone(model)
+    prefix, backbone = find_convnext_backbone(model)
     frozen = {prefix + n for n, p in backbone.named_parameters() if not p.requires_grad}
     return [k for k in model.state_dict() if with_base or k not in frozen]
 
@@ -90,7 +85,7 @@ def save_adapter(
         dict[str, str]: the metadata written.
     """
     base = file_fingerprint(base_checkpoint) if base_checkpoint else RANDOM_INIT
-    prefix, backbone = _backbone(model)
+    prefix, backbone = find_convnext_backbone(model)
     state = model.state_dict()
     # clone: safetensors refuses tensors that share memory
     tensors = {
@@ -195,10 +190,8 @@ def load_adapter(
     Returns:
         dict: the adapter's :func:`read_adapter_metadata`.
     """
-    from .checkpointer import MultiFormatCheckpointer, state_dict_mismatch
-
     tensors, meta = read_adapter(path)
-    ours, info = lora_info(_backbone(model)[1]), meta["lora"]
+    ours, info = lora_info(find_convnext_backbone(model)[1]), meta["lora"]
     problems = [
         f"wrong {what}: adapter {k}={info[k]!r}, model {k}={ours[k]!r}"
         for k, what in _SHARED

@@ -7,7 +7,6 @@ from torch import nn
 
 from ..modeling.convnext import ConvNeXtBackbone
 from ..modeling.lora import lora_state_dict_keys
-from .adapter import is_adapter_file, load_adapter
 from .dinov3 import (
     _few,
     convert_dinov3_state_dict,
@@ -100,6 +99,8 @@ class MultiFormatCheckpointer(DetectionCheckpointer):
         self.base_checkpoint = base_checkpoint
 
     def _load_file(self, filename: str) -> Dict[str, Any]:
+        from .adapter import is_adapter_file  # it imports this module
+
         if filename.endswith(".pkl"):
             return super()._load_file(filename)
         if is_adapter_file(filename):
@@ -137,6 +138,8 @@ class MultiFormatCheckpointer(DetectionCheckpointer):
     def _load_model(self, checkpoint: Dict[str, Any]):
         adapter = checkpoint.pop(_ADAPTER_SOURCE, None)
         if adapter is not None:
+            from .adapter import load_adapter
+
             load_adapter(self.model, adapter, self.base_checkpoint)
             return None  # load_adapter checked every key; there is nothing to report
         source = checkpoint.pop(_DINOV3_SOURCE, None)

@@ -6,6 +6,7 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
+from safetensors.torch import load_file
 
 from .inert_pickle import load_torch_file
 
@@ -202,8 +203,6 @@ def read_checkpoint_file(path: str) -> Any:
         raise FileNotFoundError(f"Checkpoint file not found: {path}")
     try:
         if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
             return load_file(path, device="cpu")
         return load_torch_file(path)
     except Exception as e:
