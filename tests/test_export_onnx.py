@@ -3,10 +3,11 @@
 import pytest
 import torch
 from detectron2.config import instantiate
+from detectron2.data import MetadataCatalog
 from engine_helpers import TINY_CONFIG
 
 from sar_lora_dino.engine import load_config
-from sar_lora_dino.export import export_merged
+from sar_lora_dino.export import export_merged, merged_config
 from sar_lora_dino.export.onnx import ONNX_OUTPUTS, export_onnx
 from sar_lora_dino.modeling import LoRALinear
 
@@ -19,6 +20,8 @@ def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("onnx")
     # every detection kept, so that a wrong per-level top-k cut would show
     cfg = load_config(TINY_CONFIG, ["model.max_detections_per_image=5000"])
+    cfg.dataloader.test.dataset.names = "onnxtest_val"
+    MetadataCatalog.get("onnxtest_val").set(thing_classes=["ship", "aircraft"])
     torch.manual_seed(0)
     model = instantiate(cfg.model).eval()
     with torch.no_grad():
@@ -29,8 +32,9 @@ def exported(tmp_path_factory):
                 p.fill_(1.0)  # layer scale 1, so that the merged LoRA updates matter
     _, plain = export_merged(cfg, model, str(tmp / "merged.pth"))
     path = str(tmp / "model.onnx")
-    # traced at a small size where the coarse levels have fewer than test_topk_candidates
-    export_onnx(plain, path, 96, 128, {"input_height": "96"}, ["ship", "aircraft"])
+    # traced at the config's 128 x 96, where the coarse levels have fewer than
+    # test_topk_candidates
+    export_onnx(merged_config(cfg, model), plain, path)
     return model, path
 
 
@@ -43,7 +47,8 @@ def test_onnx_graph_metadata_and_dynamic_size(exported):
     assert image.name == "image" and dims == [3, "height", "width"]
     assert [o.name for o in graph.graph.output] == list(ONNX_OUTPUTS)
     props = {p.key: p.value for p in graph.metadata_props}
-    assert props["input_height"] == "96" and props["class_names"] == '["ship", "aircraft"]'
+    assert (props["input_height"], props["input_width"]) == ("96", "128")  # image_scale w, h
+    assert props["class_names"] == '["ship", "aircraft"]' and "finetune: frozen" in props["config"]
     assert not any(isinstance(m, LoRALinear) and m.merged for m in exported[0].modules())
 
 

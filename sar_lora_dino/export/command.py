@@ -7,8 +7,8 @@ import sys
 
 from .adapter import export_adapter, export_peft
 from .merged import export_merged, merged_config
-from .model import config_to_yaml, find_run_files, load_trained_model
-from .onnx import export_onnx, input_size
+from .model import find_run_files, load_trained_model
+from .onnx import export_onnx
 
 __all__ = ["build_argument_parser", "main"]
 
@@ -40,17 +40,6 @@ Examples:
     return parser
 
 
-def _class_names(cfg):
-    from detectron2.data import MetadataCatalog
-
-    try:
-        names = cfg.dataloader.test.dataset.names
-        names = names if isinstance(names, str) else names[0]
-        return list(MetadataCatalog.get(names).get("thing_classes", []))
-    except Exception:  # names only decorate the ONNX metadata
-        return []
-
-
 def main(argv=None) -> int:
     """Run the export command on ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     args = build_argument_parser().parse_args(argv)
@@ -79,14 +68,6 @@ def main(argv=None) -> int:
             f"Merged: {merged_path} ({os.path.getsize(merged_path):,} bytes), {config_path}"
         )
         if args.onnx:
-            height, width = input_size(cfg)
-            meta = {
-                "input_height": str(height),
-                "input_width": str(width),
-                "input_format": str(cfg.model.get("input_format", "RGB")),
-                # everything else a user must reproduce (input scaling, classes, thresholds)
-                "config": config_to_yaml(merged_config(cfg, model)),
-            }
-            export_onnx(plain, args.onnx, height, width, meta, _class_names(cfg))
+            export_onnx(merged_config(cfg, model), plain, args.onnx)
             logger.info(f"ONNX: {args.onnx} ({os.path.getsize(args.onnx):,} bytes)")
     return 0

@@ -3,13 +3,14 @@
 import contextlib
 import json
 import sys
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
 
 from ..modeling.lora import LoRALinear
 from ..utils.io import atomic_path
+from .model import config_to_yaml
 
 __all__ = ["ONNX_OPSET", "ONNX_OUTPUTS", "export_onnx", "input_size"]
 
@@ -52,22 +53,26 @@ def _traceable_topk(model: nn.Module):
         del model._decode_per_level_predictions
 
 
-def export_onnx(
-    model: nn.Module,
-    path: str,
-    height: int,
-    width: int,
-    metadata: Dict[str, str] = None,
-    class_names: Sequence[str] = (),
-) -> List[str]:
+def _class_names(cfg) -> List[str]:
+    from detectron2.data import MetadataCatalog
+
+    try:
+        names = cfg.dataloader.test.dataset.names
+        names = names if isinstance(names, str) else names[0]
+        return list(MetadataCatalog.get(names).get("thing_classes", []))
+    except Exception:  # names only decorate the ONNX metadata
+        return []
+
+
+def export_onnx(cfg, model: nn.Module, path: str) -> List[str]:
     """
-    Export a detector without LoRA modules (see :func:`export_merged`) to ONNX, opset 17, with
-    dynamic height and width. The graph takes one ``image`` (3 x H x W float, the model's input
-    format and 0-255 range, already resized as the config's test mapper does) and returns
-    ``boxes`` (N x 4, XYXY in that image's pixels), ``classes`` (N), ``scores`` (N) and
-    ``image_size`` (2: H, W). It is traced on a ``height`` x ``width`` image and written
-    atomically to ``path``, with ``metadata`` and ``class_names`` (as JSON) in its
-    ``metadata_props``.
+    Export a detector without LoRA modules (see :func:`export_merged`) and its config ``cfg``
+    (:func:`merged_config`) to ONNX, opset 17, with dynamic height and width. The graph takes
+    one ``image`` (3 x H x W float, the model's input format and 0-255 range, already resized as
+    the config's test mapper does) and returns ``boxes`` (N x 4, XYXY in that image's pixels),
+    ``classes`` (N), ``scores`` (N) and ``image_size`` (2: H, W). It is traced at
+    :func:`input_size` and written atomically to ``path``; its ``metadata_props`` hold that
+    size, the input format, the class names and the config.
 
     Returns:
         list[str]: the output names.
@@ -77,6 +82,7 @@ def export_onnx(
     if any(isinstance(m, LoRALinear) for m in model.modules()):
         raise ValueError("export_onnx takes the merged model (no LoRALinear); see export_merged")
     model = model.eval().cpu()
+    height, width = input_size(cfg)
     generator = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (3, height, width), generator=generator).float()
     traceable = TracingAdapter(model, [{"image": image}]).eval()  # created in training mode
@@ -102,9 +108,15 @@ def export_onnx(
                 },
                 dynamo=False,
             )
-        props = dict(metadata or {})
-        props["class_names"] = json.dumps(list(class_names))
-        props["outputs"] = json.dumps(list(ONNX_OUTPUTS))
+        props = {
+            "input_height": str(height),
+            "input_width": str(width),
+            "input_format": str(cfg.model.get("input_format", "RGB")),
+            "class_names": json.dumps(_class_names(cfg)),
+            "outputs": json.dumps(list(ONNX_OUTPUTS)),
+            # everything else a user must reproduce (input scaling, thresholds)
+            "config": config_to_yaml(cfg),
+        }
         _add_metadata(tmp, props)
     return list(ONNX_OUTPUTS)
 
