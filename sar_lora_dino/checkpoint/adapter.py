@@ -120,11 +120,8 @@ def is_adapter_file(path: str) -> bool:
 
 
 def read_adapter_metadata(path: str) -> Dict[str, Any]:
-    """
-    Returns:
-        dict: the metadata of the adapter file ``path``, with ``lora``, ``base`` and
-        ``includes_base`` decoded from JSON (``config`` stays YAML text).
-    """
+    """The metadata of the adapter file ``path``, with ``lora``, ``base`` and ``includes_base``
+    decoded from JSON (``config`` stays YAML text)."""
     meta = _metadata(path)
     if meta.get("format") != ADAPTER_FORMAT:
         raise ValueError(f"{path}: not a {ADAPTER_FORMAT} file (no such 'format' in its metadata)")
@@ -137,11 +134,7 @@ def read_adapter_metadata(path: str) -> Dict[str, Any]:
 
 
 def read_adapter(path: str) -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
-    """
-    Returns:
-        tuple[dict[str, Tensor], dict]: the tensors of the adapter file ``path`` and its
-        :func:`read_adapter_metadata`.
-    """
+    """The tensors of the adapter file ``path`` and its :func:`read_adapter_metadata`."""
     meta = read_adapter_metadata(path)
     return load_file(path), meta
 
@@ -151,8 +144,7 @@ def _describe(fp) -> str:
 
 
 def _resolve_base(recorded: Dict[str, Any], base_checkpoint: Optional[str], path: str) -> str:
-    """The base file to load (the recorded one when none is given) after checking its
-    fingerprint against the ``recorded`` one."""
+    """The base file to load (by default the recorded one), checked against its fingerprint."""
     if not base_checkpoint:
         if not os.path.isfile(recorded["path"]):
             raise FileNotFoundError(

@@ -7,13 +7,8 @@ from torch import nn
 
 from ..modeling.convnext import ConvNeXtBackbone
 from ..modeling.lora import lora_state_dict_keys
-from .dinov3 import (
-    _few,
-    convert_dinov3_state_dict,
-    detect_dinov3_layout,
-    read_checkpoint_file,
-    unwrap_state_dict,
-)
+from .dinov3 import convert_dinov3_state_dict, detect_dinov3_layout
+from .inert_pickle import _few, read_checkpoint_file, unwrap_state_dict
 from .mmdet import convert_mmdet_state_dict, is_mmdet_state_dict
 
 __all__ = ["MultiFormatCheckpointer", "find_convnext_backbone", "state_dict_mismatch"]

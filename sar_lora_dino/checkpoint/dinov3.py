@@ -1,21 +1,17 @@
 """Read DINOv3 ConvNeXt weights in the official, timm or Hugging Face layout as timm keys."""
 
 import logging
-import os
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
-from safetensors.torch import load_file
 
-from .inert_pickle import load_torch_file
+from .inert_pickle import _few, read_checkpoint_file, unwrap_state_dict
 
 __all__ = [
     "DINOV3_LAYOUTS",
     "detect_dinov3_layout",
     "convert_dinov3_state_dict",
-    "read_checkpoint_file",
-    "unwrap_state_dict",
     "load_dinov3_file",
 ]
 
@@ -70,12 +66,6 @@ _SIGNATURE: Dict[str, str] = {
 }
 
 _HF_PREFIX = "model."
-
-
-def _few(keys: Sequence[str], n: int = 5) -> str:
-    keys = sorted(keys)
-    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
-    return f"{len(keys)} key(s): {keys[:n]}{more}"
 
 
 def _hf_items(state_dict: Mapping[str, Any]) -> List[Tuple[str, Any]]:
@@ -191,58 +181,6 @@ def _check_convnext_keys(state_dict: Mapping[str, Any], source: str) -> None:
     extra = keys - expected
     if extra:
         raise ValueError(f"{source}: unexpected ConvNeXt keys {_few(extra)}")
-
-
-def read_checkpoint_file(path: str) -> Any:
-    """
-    Read a weight file: ``.safetensors`` with safetensors, anything else (``.pth``, ``.pt``,
-    ``.bin``, ...) with :func:`load_torch_file` (tensors and plain containers; objects of other
-    libraries, e.g. MMEngine's, become inert placeholders).
-    """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Checkpoint file not found: {path}")
-    try:
-        if path.endswith(".safetensors"):
-            return load_file(path, device="cpu")
-        return load_torch_file(path)
-    except Exception as e:
-        raise ValueError(
-            f"Cannot read checkpoint file {path} ({type(e).__name__}: {e}). Expected a torch "
-            "file (.pth/.pt/.bin) or a .safetensors file"
-        ) from e
-
-
-def _is_state_dict(obj: Any) -> bool:
-    return (
-        isinstance(obj, Mapping)
-        and len(obj) > 0
-        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
-    )
-
-
-def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> Dict[str, torch.Tensor]:
-    """
-    The state dict inside ``obj``, what :func:`read_checkpoint_file` returned: ``obj`` itself
-    when it maps names to tensors, else the single one of ``obj["model"]`` /
-    ``obj["state_dict"]`` that does. ``source`` names the file in error messages.
-    """
-    if _is_state_dict(obj):
-        return dict(obj)
-    if isinstance(obj, Mapping):
-        wrapped = [k for k in ("model", "state_dict") if _is_state_dict(obj.get(k))]
-        if len(wrapped) == 1:
-            return dict(obj[wrapped[0]])
-        if len(wrapped) > 1:
-            raise ValueError(
-                f"{source}: ambiguous checkpoint, both 'model' and 'state_dict' hold weights"
-            )
-        found = f"a dict with keys {_few([str(k) for k in obj])}"
-    else:
-        found = f"a {type(obj).__name__}"
-    raise ValueError(
-        f"{source}: expected a state dict (names -> tensors), or a dict holding one under "
-        f"'model' or 'state_dict'; found {found}"
-    )
 
 
 def load_dinov3_file(path: str) -> Dict[str, torch.Tensor]:

@@ -7,7 +7,7 @@ import torch
 
 from sar_lora_dino.utils.io import atomic_write
 
-from .dinov3 import read_checkpoint_file
+from .inert_pickle import read_checkpoint_file
 
 __all__ = [
     "is_mmdet_state_dict",

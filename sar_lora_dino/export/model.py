@@ -21,11 +21,7 @@ _RUN_WEIGHTS = ("model_best.pth", "model_final.pth")
 
 
 def config_to_yaml(cfg) -> str:
-    """
-    Returns:
-        str: the LazyConfig ``cfg`` as YAML that :func:`config_from_yaml` reads back, for the
-        files written next to exported weights and inside adapters.
-    """
+    """The LazyConfig ``cfg`` as YAML text that :func:`config_from_yaml` reads back."""
     with tempfile.TemporaryDirectory(prefix="sar_cfg.") as tmp:
         path = os.path.join(tmp, "config.yaml")
         LazyConfig.save(cfg, path)
