@@ -47,12 +47,8 @@ def _adapter_keys(model: nn.Module, with_base: bool) -> List[str]:
 
 
 def lora_info(backbone) -> Dict[str, Any]:
-    """
-    Returns:
-        dict: the backbone's ``arch``, ``finetune``, ``trainable_stages``, the sorted distinct
-        LoRA ``r`` and ``alpha``, the ``targets`` (last two parts of each LoRA module name, as
-        ``lora_targets`` names them) and the LoRA module names (``layers``).
-    """
+    """The backbone's ``arch``, ``finetune``, ``trainable_stages``, sorted distinct LoRA ``r``
+    and ``alpha``, ``targets`` (as ``lora_targets`` names them) and the LoRA ``layers``."""
     layers = [(n, m) for n, m in backbone.named_modules() if isinstance(m, LoRALinear)]
     return {
         "arch": backbone.arch,

@@ -78,18 +78,13 @@ class MultiFormatCheckpointer(DetectionCheckpointer):
     also reads the formats of :data:`ACCEPTED_FORMATS`. DINOv3 backbone files must match the
     backbone exactly (only its LoRA adapters, the FPN and head may be absent); MMDetection keys
     are renamed by :func:`~sar_lora_dino.checkpoint.mmdet.convert_mmdet_state_dict`; an adapter
-    loads over its base weights (:func:`~sar_lora_dino.checkpoint.adapter.load_adapter`).
-    Torch files are read by :func:`~sar_lora_dino.checkpoint.inert_pickle.load_torch_file`, so
-    no pickled code runs.
+    loads over its base weights (:func:`~sar_lora_dino.checkpoint.adapter.load_adapter`):
+    ``base_checkpoint``, usually ``train.init_checkpoint``, or else the one it records. Torch
+    files are read by :func:`~sar_lora_dino.checkpoint.inert_pickle.load_torch_file`, so no
+    pickled code runs.
     """
 
     def __init__(self, model, save_dir="", *, base_checkpoint=None, **kwargs):
-        """
-        Args:
-            model, save_dir, kwargs: as for DetectionCheckpointer.
-            base_checkpoint (str or None): base weights of an adapter file given to
-                :meth:`load` (usually ``train.init_checkpoint``); unused for other formats.
-        """
         super().__init__(model, save_dir, **kwargs)
         self.base_checkpoint = base_checkpoint
 

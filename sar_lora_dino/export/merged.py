@@ -17,12 +17,8 @@ __all__ = ["merged_config", "export_merged"]
 
 
 def merged_config(cfg, model):
-    """
-    Returns:
-        DictConfig: a copy of ``cfg`` (the config of ``model``) whose backbone is built without
-        LoRA (``finetune="frozen"``, trainable stages kept), so that it loads
-        :func:`merged_state_dict` strictly.
-    """
+    """A copy of ``cfg``, the config of ``model``, whose backbone is built without LoRA
+    (``finetune="frozen"``, trainable stages kept), so that it loads :func:`merged_state_dict`."""
     prefix, backbone = find_convnext_backbone(model)
     node_path = prefix.rstrip(".")
     out = copy.deepcopy(cfg)

@@ -44,12 +44,8 @@ def config_from_yaml(text: str):
 
 
 def find_run_files(run_dir: str) -> Tuple[str, str]:
-    """
-    Returns:
-        tuple[str, str]: the ``config.yaml`` of the training output folder ``run_dir`` and its
-        weights: ``model_best.pth``, else ``model_final.pth``, else the file named in
-        ``last_checkpoint``.
-    """
+    """The ``config.yaml`` of the training output folder ``run_dir`` and its weights:
+    ``model_best.pth``, else ``model_final.pth``, else the file named in ``last_checkpoint``."""
     config = os.path.join(run_dir, "config.yaml")
     if not os.path.isfile(config):
         raise FileNotFoundError(f"--run {run_dir}: no config.yaml; is it a training output folder?")
