@@ -14,12 +14,13 @@ from .sardet import SARDET100K_CATEGORIES
 
 __all__ = ["make_synthetic_sardet", "render_sar_image", "render_sar_scene"]
 
-_CLASSES = [c["name"] for c in SARDET100K_CATEGORIES]
 # Sampling weights of the six classes (ships dominate, as in SARDet-100K).
 _CLASS_WEIGHTS = np.array([0.3, 0.2, 0.15, 0.15, 0.1, 0.1])
-_EXTENSIONS = {"jpg": "JPEG", "png": "PNG", "bmp": "BMP"}
+_FORMATS = ("jpg", "png", "bmp")
 # Reflectivities (linear intensity); targets are 10-50x brighter than the clutter.
 _SEA, _LAND, _TARGET = (0.008, 0.02), (0.04, 0.1), (0.5, 1.0)
+# The corners of a unit rectangle, scaled by (length / 2, width / 2) in _rect.
+_CORNERS = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0], [-1.0, 1.0]])
 
 
 def _rotate(points, angle, center):
@@ -28,19 +29,21 @@ def _rotate(points, angle, center):
     return np.asarray(points, dtype=np.float64) @ rot.T + np.asarray(center)
 
 
+# The drawing calls take coordinates with 2 fractional bits (shift=2): pixel positions times 4.
+def _px(point):
+    return tuple(np.round(np.asarray(point) * 4).astype(int))
+
+
 def _fill(canvas, polygon, value):
     cv2.fillPoly(canvas, [np.round(polygon * 4).astype(np.int32)], float(value), cv2.LINE_AA, 2)
 
 
+def _line(canvas, start, end, value, thickness):
+    cv2.line(canvas, _px(start), _px(end), value, thickness, cv2.LINE_AA, 2)
+
+
 def _rect(length, width):
-    return np.array(
-        [
-            [-length / 2, -width / 2],
-            [length / 2, -width / 2],
-            [length / 2, width / 2],
-            [-length / 2, width / 2],
-        ]
-    )
+    return _CORNERS * [length / 2, width / 2]
 
 
 def _scatterers(canvas, rng, points, value):
@@ -56,40 +59,16 @@ def _scatterers(canvas, rng, points, value):
 
 def _ship(canvas, rng, k, center, angle):
     length, width = rng.uniform(26, 64) * k, rng.uniform(7, 13) * k
-    hull = _rotate(
-        [
-            [-length / 2, -width / 2],
-            [length / 3, -width / 2],
-            [length / 2, 0],
-            [length / 3, width / 2],
-            [-length / 2, width / 2],
-        ],
-        angle,
-        center,
-    )
+    l2, w2 = length / 2, width / 2
+    hull = [[-l2, -w2], [length / 3, -w2], [l2, 0], [length / 3, w2], [-l2, w2]]
+    hull = _rotate(hull, angle, center)
     # Wake: a dark turbulent trail astern and two faint Kelvin arms at +-19.5 degrees.
     stern = _rotate([[-length / 2, 0]], angle, center)[0]
     tail = _rotate([[-1.6 * length, 0]], angle, center)[0]
-    cv2.line(
-        canvas,
-        tuple(np.round(stern * 4).astype(int)),
-        tuple(np.round(tail * 4).astype(int)),
-        0.002,
-        max(1, int(width / 2)),
-        cv2.LINE_AA,
-        2,
-    )
+    _line(canvas, stern, tail, 0.002, max(1, int(width / 2)))
     for sign in (-1, 1):
         arm = _rotate([[-1.5 * length, sign * 1.5 * length * math.tan(0.34)]], angle, center)[0]
-        cv2.line(
-            canvas,
-            tuple(np.round(stern * 4).astype(int)),
-            tuple(np.round(arm * 4).astype(int)),
-            0.08,
-            max(1, int(k)),
-            cv2.LINE_AA,
-            2,
-        )
+        _line(canvas, stern, arm, 0.08, max(1, int(k)))
     value = rng.uniform(*_TARGET)
     _fill(canvas, hull, value)
     axis = _rotate([[t * length / 2, 0] for t in rng.uniform(-0.8, 0.8, 5)], angle, center)
@@ -126,24 +105,13 @@ def _car(canvas, rng, k, center, angle):
 
 def _tank(canvas, rng, k, center, angle):
     radius = rng.uniform(8, 14) * k
-    c4 = tuple(np.round(np.asarray(center) * 4).astype(int))
+    c4, r4 = _px(center), int(radius * 4)
     value = rng.uniform(*_TARGET)
-    cv2.circle(canvas, c4, int(radius * 4), value * 0.35, -1, cv2.LINE_AA, 2)
-    cv2.circle(canvas, c4, int(radius * 4), value, max(1, int(2 * k)), cv2.LINE_AA, 2)
+    cv2.circle(canvas, c4, r4, value * 0.35, -1, cv2.LINE_AA, 2)
+    cv2.circle(canvas, c4, r4, value, max(1, int(2 * k)), cv2.LINE_AA, 2)
     # The near rim returns strongest (layover): a bright arc facing the sensor.
-    start = math.degrees(angle)
-    cv2.ellipse(
-        canvas,
-        c4,
-        (int(radius * 4), int(radius * 4)),
-        start,
-        0,
-        120,
-        value * 2.0,
-        max(2, int(3 * k)),
-        cv2.LINE_AA,
-        2,
-    )
+    arc = max(2, int(3 * k))
+    cv2.ellipse(canvas, c4, (r4, r4), math.degrees(angle), 0, 120, value * 2.0, arc, cv2.LINE_AA, 2)
     return np.array(
         [[center[0] - radius, center[1] - radius], [center[0] + radius, center[1] + radius]]
     )
@@ -219,17 +187,7 @@ def _place_targets(canvas, rng, k, num_objects):
         pts = _DRAW[cls](canvas, rng, k, center, rng.uniform(0, 2 * math.pi))
         x0, y0 = np.clip(pts.min(axis=0), 0, size)
         x1, y1 = np.clip(pts.max(axis=0), 0, size)
-        objects.append(
-            (
-                cls,
-                [
-                    round(float(x0), 2),
-                    round(float(y0), 2),
-                    round(float(x1 - x0), 2),
-                    round(float(y1 - y0), 2),
-                ],
-            )
-        )
+        objects.append((cls, [round(float(v), 2) for v in (x0, y0, x1 - x0, y1 - y0)]))
     return objects
 
 
@@ -241,8 +199,8 @@ def render_sar_image(rng, size, num_objects, looks=4.0):
         rng (np.random.Generator): source of randomness.
         size (int): image side in pixels; target sizes scale with ``size / 256``.
         num_objects (int): how many targets to try to place (fewer if they do not fit).
-        looks (float): number of looks of the multiplicative gamma speckle (shape ``looks``,
-            mean 1); lower is noisier.
+        looks (float): number of looks of the multiplicative gamma speckle (mean 1); lower is
+            noisier.
 
     Returns:
         tuple(np.ndarray, list[tuple[int, list[float]]]): a uint8 HxW image and
@@ -258,21 +216,13 @@ def render_sar_image(rng, size, num_objects, looks=4.0):
 
 def render_sar_scene(rng, size, num_objects, target_scale=800 / 256, looks=4.0):
     """
-    Render a large single-channel 16-bit SAR scene with the targets of
-    :func:`render_sar_image`, drawn as in a ``256 * target_scale`` px image (so a window of that
-    size, resized to a model's input, shows them as the training images do).
-
-    Args:
-        rng (np.random.Generator): source of randomness.
-        size (int): scene side in pixels.
-        num_objects (int): targets to try to place (fewer if they do not fit).
-        target_scale (float): target size factor relative to a 256 px image.
-        looks (float): speckle looks.
+    Render a large scene like :func:`render_sar_image`, as 16-bit amplitude (the 8-bit images'
+    0..1 scale stretched to 0..65535), with targets drawn as in a ``256 * target_scale`` px
+    image: a window of that size, resized to the model's input, shows them as training does.
 
     Returns:
-        tuple(np.ndarray, list[tuple[int, list[float]]]): a uint16 HxW amplitude image (the
-        8-bit images' amplitude scale, 0..1, stretched to 0..65535) and (category id,
-        [x, y, w, h]) per target.
+        tuple(np.ndarray, list[tuple[int, list[float]]]): a uint16 HxW image and
+        (category id, [x, y, w, h]) per target.
     """
     coarse = _background(rng, max(32, round(size / target_scale)))
     canvas = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
@@ -285,34 +235,18 @@ def render_sar_scene(rng, size, num_objects, target_scale=800 / 256, looks=4.0):
     return np.round(np.clip(canvas, 0, 1) * 65535).astype(np.uint16), objects
 
 
-def _write_split(
-    root,
-    split,
-    num_images,
-    first_index,
-    seed,
-    split_index,
-    sizes,
-    formats,
-    max_objects,
-    empty_fraction,
-    looks,
-):
+def _write_split(root, split, num_images, first_index, seed, draw):
+    """Write ``split``: image ``i`` is ``draw(rng)`` with ``rng`` seeded by ``seed + [i]``."""
     image_dir = os.path.join(root, "JPEGImages", split)
     os.makedirs(image_dir)
     images, annotations = [], []
     for i in range(num_images):
-        rng = np.random.default_rng([seed, split_index, i])
-        size = int(rng.choice(sizes))
-        ext = str(rng.choice(formats))
-        n = 0 if rng.random() < empty_fraction else int(rng.integers(1, max_objects + 1))
-        pixels, objects = render_sar_image(rng, size, n, looks=looks)
+        ext, pixels, objects = draw(np.random.default_rng([*seed, i]))
         file_name = f"{first_index + i:07d}.{ext}"
         save_kwargs = {"quality": 92} if ext == "jpg" else {}
-        Image.fromarray(pixels, mode="L").save(
-            os.path.join(image_dir, file_name), _EXTENSIONS[ext], **save_kwargs
-        )
-        images.append({"id": i, "file_name": file_name, "width": size, "height": size})
+        Image.fromarray(pixels, mode="L").save(os.path.join(image_dir, file_name), **save_kwargs)
+        height, width = pixels.shape
+        images.append({"id": i, "file_name": file_name, "width": width, "height": height})
         for cls, bbox in objects:
             annotations.append(
                 {
@@ -339,7 +273,7 @@ def make_synthetic_sardet(
     num_test=50,
     seed=0,
     sizes=(256, 512, 800),
-    formats=("jpg", "png", "bmp"),
+    formats=_FORMATS,
     max_objects=4,
     empty_fraction=0.05,
     looks=4.0,
@@ -370,30 +304,24 @@ def make_synthetic_sardet(
     Returns:
         dict: ``{split: {"images": int, "boxes": int}}``.
     """
-    unknown = set(formats) - set(_EXTENSIONS)
+    unknown = set(formats) - set(_FORMATS)
     if unknown:
-        raise ValueError(f"Unknown image formats {sorted(unknown)}; use {sorted(_EXTENSIONS)}.")
+        raise ValueError(f"Unknown image formats {sorted(unknown)}; use {sorted(_FORMATS)}.")
     root = os.path.abspath(root)
     if os.path.exists(root) and not overwrite:
         raise FileExistsError(f"'{root}' exists; pass overwrite=True (--overwrite) to replace it.")
+
+    def draw(rng):
+        size, ext = int(rng.choice(sizes)), str(rng.choice(formats))
+        n = 0 if rng.random() < empty_fraction else int(rng.integers(1, max_objects + 1))
+        return (ext, *render_sar_image(rng, size, n, looks=looks))
+
     with atomic_dir(root, overwrite=overwrite) as tmp:
         os.makedirs(os.path.join(tmp, "Annotations"))
         summary, first = {}, 0
         counts = {"train": num_train, "val": num_val, "test": num_test}
         for split_index, (split, n) in enumerate(counts.items()):
             if n > 0:
-                summary[split] = _write_split(
-                    tmp,
-                    split,
-                    n,
-                    first,
-                    seed,
-                    split_index,
-                    sizes,
-                    formats,
-                    max_objects,
-                    empty_fraction,
-                    looks,
-                )
+                summary[split] = _write_split(tmp, split, n, first, [seed, split_index], draw)
                 first += n
     return summary
