@@ -62,7 +62,7 @@ def test_damaged_copy_fails(good, tmp_path, capsys):
     assert "1 missing image(s)" in out and names[0] in out
     assert "1 empty image(s)" in out and names[1] in out
     assert "1 unreadable image(s)" in out and names[2] in out
-    assert "val.json: malformed" in out
+    assert "Malformed annotation JSON" in out and "val.json" in out
     with open(report_file) as f:
         assert len(json.load(f)["problems"]) == 4
 

@@ -14,14 +14,17 @@ from tqdm import tqdm
 from sar_lora_dino.utils.io import atomic_dir
 
 from .image_io import _stored_8bit, read_raw
-from .sardet import SARDET100K_CATEGORIES
+from .sardet import _CLASSES, clean_annotation, read_annotation_json, split_paths
 from .scaling import describe_scaling, parse_scaling
 
 __all__ = ["PUBLISHED_COUNTS", "check_sardet_root", "format_report", "write_subset"]
 
 # (images, boxes) per split, as published with SARDet-100K.
 PUBLISHED_COUNTS = {"train": (94493, 198747), "val": (10492, 22703), "test": (11613, 24023)}
-_CLASSES = [c["name"] for c in SARDET100K_CATEGORIES]
+
+
+def _unreadable(e):
+    return f"unreadable ({type(e).__name__}: {e})", None, None, None
 
 
 def _inspect_image(args):
@@ -46,73 +49,52 @@ def _inspect_image(args):
             return "ok", size, mode, None
     except Exception as e:  # any decoder error makes the file unusable; reported, not raised
         if eight or not full:
-            return f"unreadable ({type(e).__name__}: {e})", None, None, None
+            return _unreadable(e)
     if not full:
-        return (
-            "ok",
-            size,
-            mode,
-            {
-                "dtype": f"mode {mode}",
-                "text": f"{path}: mode {mode} (not decoded with --quick)",
-                "problem": None,
-            },
-        )
+        text = f"{path}: mode {mode} (not decoded with --quick)"
+        return "ok", size, mode, {"dtype": f"mode {mode}", "text": text, "problem": None}
     try:
         raw = read_raw(path)  # beyond 8 bits, or a TIFF only tifffile/OpenCV reads
     except Exception as e:
-        return f"unreadable ({type(e).__name__}: {e})", None, None, None
+        return _unreadable(e)
     text, problem = describe_scaling(raw, scaling, path)
-    size = (raw.shape[1], raw.shape[0])
-    return (
-        "ok",
-        size,
-        mode or str(raw.dtype),
-        {"dtype": str(raw.dtype), "text": text, "problem": problem},
-    )
+    values = {"dtype": str(raw.dtype), "text": text, "problem": problem}
+    return "ok", (raw.shape[1], raw.shape[0]), mode or str(raw.dtype), values
 
 
 def _check_split(root, split, full_decode, workers, progress, scaling):
-    json_file = os.path.join(root, "Annotations", f"{split}.json")
-    image_root = os.path.join(root, "JPEGImages", split)
+    json_file, image_root = split_paths(root, split)
     result = {"split": split, "json_file": json_file, "problems": []}
     if not os.path.isfile(json_file):
         result["problems"].append(f"{json_file}: missing")
         return result
-    try:
-        with open(json_file) as f:
-            data = json.load(f)
-        images, anns = data["images"], data.get("annotations", [])
-    except (ValueError, KeyError, TypeError) as e:
-        result["problems"].append(f"{json_file}: malformed ({type(e).__name__}: {e})")
+    try:  # the loader's own checks: what passes here loads for training
+        data = read_annotation_json(json_file)
+    except ValueError as e:
+        result["problems"].append(str(e))
         return result
-    names = {c.get("id"): c.get("name") for c in data.get("categories", [])}
-    expected_names = dict(enumerate(_CLASSES))
-    if names != expected_names:
-        result["problems"].append(f"{json_file}: categories {names}, expected {expected_names}")
+    images, anns = data["images"], data.get("annotations", [])
+    names = {c["id"]: c.get("name") for c in data["categories"]}
+    expected = dict(enumerate(_CLASSES))
+    if names != expected:
+        result["problems"].append(f"{json_file}: categories {names}, expected {expected}")
 
-    per_class = collections.Counter(a.get("category_id") for a in anns)
-    sizes = {img["id"]: (img.get("width"), img.get("height")) for img in images}
-    boxes_per_image = collections.Counter(a.get("image_id") for a in anns)
-    no_area = border = 0
+    # the loader's box rules, counted: dropped (ignore, no area), clipped, crowd
+    sizes = {img["id"]: (img["width"], img["height"]) for img in images}
+    stats = collections.Counter()
     for a in anns:
-        x, y, w, h = a["bbox"]
-        iw, ih = sizes.get(a["image_id"], (None, None))
-        if w <= 0 or h <= 0 or a.get("area", w * h) <= 0:
-            no_area += 1
-        elif iw is not None and (x < 0 or y < 0 or x + w > iw or y + h > ih):
-            border += 1
+        clean_annotation(a, *sizes[a["image_id"]], stats)
+    per_class = collections.Counter(a["category_id"] for a in anns)
+    with_boxes = {a["image_id"] for a in anns}
     result.update(
         images=len(images),
         boxes=len(anns),
-        per_class={
-            _CLASSES[c] if c in range(6) else str(c): n for c, n in sorted(per_class.items())
-        },
-        images_without_boxes=sum(1 for img in images if boxes_per_image[img["id"]] == 0),
-        no_area_boxes=no_area,
-        border_boxes=border,
-        ignore_boxes=sum(1 for a in anns if a.get("ignore")),
-        crowd_boxes=sum(1 for a in anns if a.get("iscrowd")),
+        per_class={_CLASSES[c]: n for c, n in sorted(per_class.items())},
+        images_without_boxes=sum(1 for img in images if img["id"] not in with_boxes),
+        no_area_boxes=stats["no_area"],
+        border_boxes=stats["clipped"],
+        ignore_boxes=stats["ignore"],
+        crowd_boxes=stats["iscrowd"],
     )
     if not os.path.isdir(image_root):
         result["problems"].append(f"{image_root}: missing image folder")
@@ -127,7 +109,7 @@ def _check_split(root, split, full_decode, workers, progress, scaling):
         statuses = [_inspect_image(j) for j in tqdm(jobs, **bar_kwargs)]
     size_hist, modes, formats = collections.Counter(), collections.Counter(), collections.Counter()
     bad = collections.defaultdict(list)
-    deep, deep_dtypes, deep_examples = 0, collections.Counter(), []
+    deep = {"images": 0, "dtypes": collections.Counter(), "scaling": scaling, "examples": []}
     for img, (path, _, _), (status, size, mode, values) in zip(images, jobs, statuses):
         formats[os.path.splitext(path)[1].lower()] += 1
         if status != "ok":
@@ -136,10 +118,10 @@ def _check_split(root, split, full_decode, workers, progress, scaling):
         size_hist[f"{size[0]}x{size[1]}"] += 1
         modes[mode] += 1
         if values is not None:
-            deep += 1
-            deep_dtypes[values["dtype"]] += 1
-            if len(deep_examples) < 3:
-                deep_examples.append(values["text"])
+            deep["images"] += 1
+            deep["dtypes"][values["dtype"]] += 1
+            if len(deep["examples"]) < 3:
+                deep["examples"].append(values["text"])
             if values["problem"]:
                 bad["not usable with this scaling"].append(values["problem"])
         if tuple(size) != (img["width"], img["height"]):
@@ -150,13 +132,8 @@ def _check_split(root, split, full_decode, workers, progress, scaling):
         size_histogram=dict(size_hist.most_common()),
         modes=dict(modes),
         formats=dict(formats),
-        bad_images={k: v for k, v in bad.items()},
-        beyond_8bit={
-            "images": deep,
-            "dtypes": dict(deep_dtypes),
-            "scaling": scaling,
-            "examples": deep_examples,
-        },
+        bad_images=dict(bad),
+        beyond_8bit=deep,
     )
     for kind, items in bad.items():
         result["problems"].append(f"{len(items)} {kind} image(s), e.g. {items[0]}")
@@ -281,9 +258,9 @@ def write_subset(root, output, num_images, splits=("train", "val"), seed=0, prog
         os.makedirs(os.path.join(tmp, "Annotations"))
         for split in splits:
             n = num_images[split] if isinstance(num_images, dict) else num_images
-            with open(os.path.join(root, "Annotations", f"{split}.json")) as f:
+            json_file, src_dir = split_paths(root, split)
+            with open(json_file) as f:
                 data = json.load(f)
-            src_dir = os.path.join(root, "JPEGImages", split)
             present = [
                 im
                 for im in data["images"]

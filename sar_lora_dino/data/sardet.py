@@ -1,5 +1,6 @@
 """Registration of the SARDet-100K splits (and any root in the same layout) with detectron2."""
 
+import collections
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ SARDET100K_CATEGORIES = [
     {"id": 5, "name": "harbor", "color": [0, 60, 100]},
 ]
 
+_CLASSES = [c["name"] for c in SARDET100K_CATEGORIES]
 _SPLITS = ("train", "val", "test")
 
 _LAYOUT = (
@@ -57,13 +59,31 @@ def get_sardet100k_root():
     )
 
 
+def split_paths(root, split):
+    """
+    Returns:
+        tuple[str, str]: the annotation file and the image folder of ``split`` under ``root``.
+    """
+    return os.path.join(root, "Annotations", f"{split}.json"), os.path.join(
+        root, "JPEGImages", split
+    )
+
+
 def _missing_root_error(root, what):
     return FileNotFoundError(
         f"SARDet-100K {what} not found. Dataset root: '{root}'.\n" + _LAYOUT.format(root=root)
     )
 
 
-def _read_json(json_file):
+def read_annotation_json(json_file, thing_classes=_CLASSES):
+    """
+    Read a SARDet-100K annotation file and check its structure: the keys of the file and of
+    each image, 0-based category ids and names in the order of ``thing_classes``, and that
+    each annotation refers to a listed image and a known category.
+
+    Returns:
+        dict: the JSON; a ValueError names the file and the offending entry.
+    """
     try:
         with open(json_file, "r") as f:
             data = json.load(f)
@@ -76,10 +96,6 @@ def _read_json(json_file):
     for key in ("images", "categories"):
         if key not in data:
             raise ValueError(f"Annotation JSON '{json_file}' has no '{key}' key.")
-    return data
-
-
-def _check_categories(data, json_file, thing_classes):
     for cat in data["categories"]:
         cid, name = cat.get("id"), cat.get("name")
         if not isinstance(cid, int) or not 0 <= cid < len(thing_classes):
@@ -92,32 +108,36 @@ def _check_categories(data, json_file, thing_classes):
                 f"'{json_file}': category id {cid} is named '{name}', expected "
                 f"'{thing_classes[cid]}' (ids are 0-based, classes in order: {thing_classes})."
             )
-
-
-def _file_sizes(image_root):
-    """Map each file name directly in ``image_root`` to its size in bytes (one scandir)."""
-    sizes = {}
-    with os.scandir(image_root) as it:
-        for entry in it:
-            if entry.is_file():
-                sizes[entry.name] = entry.stat().st_size
-    return sizes
+    for img in data["images"]:
+        for key in ("id", "file_name", "width", "height"):
+            if key not in img:
+                raise ValueError(f"'{json_file}': image entry {img} has no '{key}'.")
+    image_ids = {img["id"] for img in data["images"]}
+    for ann in data.get("annotations", []):
+        if ann.get("image_id") not in image_ids:
+            raise ValueError(f"'{json_file}': annotation {ann.get('id')} refers to unknown image.")
+        if not 0 <= ann.get("category_id", -1) < len(thing_classes):
+            raise ValueError(
+                f"'{json_file}': annotation {ann.get('id')} has category_id "
+                f"{ann.get('category_id')}, expected 0..{len(thing_classes) - 1}."
+            )
+    return data
 
 
 def _check_images(images, image_root, json_file, split_name):
     """Raise before training if an image of the JSON is missing or empty on disk."""
-    sizes = _file_sizes(image_root)
+    with os.scandir(image_root) as it:  # one listing instead of a stat per image
+        sizes = {entry.name: entry.stat().st_size for entry in it if entry.is_file()}
     missing, empty = [], []
     for img in images:
         name = img["file_name"]
-        if name in sizes:
-            size = sizes[name]
-        elif os.path.isfile(os.path.join(image_root, name)):  # a name with sub-folders
-            size = os.path.getsize(os.path.join(image_root, name))
-        else:
+        path = os.path.join(image_root, name)
+        size = sizes.get(name)
+        if size is None and os.path.isfile(path):  # a name with sub-folders
+            size = os.path.getsize(path)
+        if size is None:
             missing.append(name)
-            continue
-        if size == 0:
+        elif size == 0:
             empty.append(name)
     problems = []
     for label, names in (("missing", missing), ("zero-byte", empty)):
@@ -133,10 +153,13 @@ def _check_images(images, image_root, json_file, split_name):
         )
 
 
-def _clean_annotation(ann, width, height, stats):
+def clean_annotation(ann, width, height, stats):
     """
     Apply the original training rules to one JSON annotation: skip ``ignore`` boxes and boxes
     with no area inside the image (area <= 0, w < 1, h < 1 or no overlap), clip the rest.
+
+    Args:
+        stats (collections.Counter): counts "ignore", "no_area", "clipped" and "iscrowd".
 
     Returns:
         dict or None: a detectron2 annotation, or None when the box is skipped.
@@ -186,42 +209,26 @@ def load_sardet_json(json_file, image_root, dataset_name=None, check_images=True
         the image before any is dropped; 0 means the image has no annotation at all).
     """
     split_name = dataset_name or json_file
-    if dataset_name is not None and "thing_classes" in MetadataCatalog.get(dataset_name).as_dict():
-        thing_classes = MetadataCatalog.get(dataset_name).thing_classes
-    else:
-        thing_classes = [c["name"] for c in SARDET100K_CATEGORIES]
     if not os.path.isfile(json_file):
         raise _missing_root_error(os.path.dirname(os.path.dirname(json_file)), f"'{json_file}'")
     if not os.path.isdir(image_root):
         raise _missing_root_error(os.path.dirname(os.path.dirname(image_root)), f"'{image_root}'")
 
-    data = _read_json(json_file)
-    _check_categories(data, json_file, thing_classes)
+    thing_classes = dataset_name and MetadataCatalog.get(dataset_name).get("thing_classes")
+    data = read_annotation_json(json_file, thing_classes or _CLASSES)
     images = data["images"]
-    for img in images:
-        for key in ("id", "file_name", "width", "height"):
-            if key not in img:
-                raise ValueError(f"'{json_file}': image entry {img} has no '{key}'.")
     if check_images:
         _check_images(images, image_root, json_file, split_name)
-
     anns_per_image = {img["id"]: [] for img in images}
     for ann in data.get("annotations", []):
-        if ann.get("image_id") not in anns_per_image:
-            raise ValueError(f"'{json_file}': annotation {ann.get('id')} refers to unknown image.")
-        if not 0 <= ann.get("category_id", -1) < len(thing_classes):
-            raise ValueError(
-                f"'{json_file}': annotation {ann.get('id')} has category_id "
-                f"{ann.get('category_id')}, expected 0..{len(thing_classes) - 1}."
-            )
         anns_per_image[ann["image_id"]].append(ann)
 
-    stats = {"ignore": 0, "no_area": 0, "clipped": 0, "iscrowd": 0}
+    stats = collections.Counter()
     records = []
     for img in images:
         w, h = img["width"], img["height"]
         raw = anns_per_image[img["id"]]
-        objs = [_clean_annotation(a, w, h, stats) for a in raw]
+        objs = [clean_annotation(a, w, h, stats) for a in raw]
         records.append(
             {
                 "file_name": os.path.join(image_root, img["file_name"]),
@@ -254,12 +261,13 @@ _REGISTERED = {}
 def _set_metadata(name, root, split):
     if name in MetadataCatalog.list():
         MetadataCatalog.remove(name)
+    json_file, image_root = split_paths(root, split)
     MetadataCatalog.get(name).set(
-        thing_classes=[c["name"] for c in SARDET100K_CATEGORIES],
+        thing_classes=list(_CLASSES),
         thing_colors=[c["color"] for c in SARDET100K_CATEGORIES],
         thing_dataset_id_to_contiguous_id={c["id"]: c["id"] for c in SARDET100K_CATEGORIES},
-        json_file=os.path.join(root, "Annotations", f"{split}.json"),
-        image_root=os.path.join(root, "JPEGImages", split),
+        json_file=json_file,
+        image_root=image_root,
         evaluator_type="coco",
     )
 
@@ -269,21 +277,19 @@ def _load_split(name, split, check_images):
     root = entry["root"]
     if root is None:  # the default root: whatever SARDET100K_ROOT says when first loaded
         root = get_sardet100k_root()
-        if entry["loaded"] is not None and entry["loaded"] != root:
+        if entry["loaded"] not in (None, root):
             raise ValueError(
                 f"Dataset {name!r} was first loaded from '{entry['loaded']}', but the default "
                 f"root is now '{root}' (SARDET100K_ROOT changed in between). Set it once before "
                 "the first load, or register the new root under another prefix: "
                 "register_sardet100k(root=..., prefix=...)."
             )
-        if entry["loaded"] is None and MetadataCatalog.get(name).get("json_file") != os.path.join(
-            root, "Annotations", f"{split}.json"
-        ):
+        json_file = split_paths(root, split)[0]
+        if entry["loaded"] is None and MetadataCatalog.get(name).get("json_file") != json_file:
             logger.info(f"{name}: the default root resolves to '{root}' at first load")
             _set_metadata(name, root, split)
     entry["loaded"] = root
-    json_file = os.path.join(root, "Annotations", f"{split}.json")
-    return load_sardet_json(json_file, os.path.join(root, "JPEGImages", split), name, check_images)
+    return load_sardet_json(*split_paths(root, split), name, check_images)
 
 
 def register_sardet100k(root=None, prefix="sardet100k", splits=_SPLITS, check_images=True):
