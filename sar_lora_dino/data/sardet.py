@@ -10,9 +10,12 @@ from detectron2.structures import BoxMode
 
 __all__ = [
     "SARDET100K_CATEGORIES",
+    "clean_annotation",
     "get_sardet100k_root",
     "load_sardet_json",
+    "read_annotation_json",
     "register_sardet100k",
+    "split_paths",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,19 +63,9 @@ def get_sardet100k_root():
 
 
 def split_paths(root, split):
-    """
-    Returns:
-        tuple[str, str]: the annotation file and the image folder of ``split`` under ``root``.
-    """
-    return os.path.join(root, "Annotations", f"{split}.json"), os.path.join(
-        root, "JPEGImages", split
-    )
-
-
-def _missing_root_error(root, what):
-    return FileNotFoundError(
-        f"SARDet-100K {what} not found. Dataset root: '{root}'.\n" + _LAYOUT.format(root=root)
-    )
+    """(annotation file, image folder) of ``split`` under ``root``."""
+    json_file = os.path.join(root, "Annotations", f"{split}.json")
+    return json_file, os.path.join(root, "JPEGImages", split)
 
 
 def read_annotation_json(json_file, thing_classes=_CLASSES):
@@ -209,10 +202,13 @@ def load_sardet_json(json_file, image_root, dataset_name=None, check_images=True
         the image before any is dropped; 0 means the image has no annotation at all).
     """
     split_name = dataset_name or json_file
-    if not os.path.isfile(json_file):
-        raise _missing_root_error(os.path.dirname(os.path.dirname(json_file)), f"'{json_file}'")
-    if not os.path.isdir(image_root):
-        raise _missing_root_error(os.path.dirname(os.path.dirname(image_root)), f"'{image_root}'")
+    for path, exists in ((json_file, os.path.isfile), (image_root, os.path.isdir)):
+        if not exists(path):
+            root = os.path.dirname(os.path.dirname(path))
+            raise FileNotFoundError(
+                f"SARDet-100K '{path}' not found. Dataset root: '{root}'.\n"
+                + _LAYOUT.format(root=root)
+            )
 
     thing_classes = dataset_name and MetadataCatalog.get(dataset_name).get("thing_classes")
     data = read_annotation_json(json_file, thing_classes or _CLASSES)
