@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 from detectron2.evaluation import COCOEvaluator, coco_evaluation
+from detectron2.structures import BoxMode
 
 from sar_lora_dino.utils.io import atomic_write
 
@@ -24,12 +25,9 @@ _FAST_EVAL_MODULE = "detectron2.evaluation.fast_eval_api"
 
 def native_fast_eval_available() -> bool:
     """
-    Whether detectron2's own C++ ``COCOeval_opt`` is what its COCO evaluator uses.
-
-    Decided from what is loaded, never from a version, and without importing
-    ``detectron2.evaluation.fast_eval_api`` (on detectron2 main it imports the C++ ``_C`` at
-    module level): ``detectron2.evaluation`` has already imported it or, on main, fallen back
-    to pycocotools when it failed.
+    Whether detectron2's own C++ ``COCOeval_opt`` is what its COCO evaluator uses: decided from
+    what ``detectron2.evaluation`` has loaded, never from a version, and without importing
+    ``fast_eval_api`` (on detectron2 main it imports the C++ ``_C`` at module level).
     """
     module = sys.modules.get(_FAST_EVAL_MODULE)
     if module is None or getattr(module, "_C", None) is None:
@@ -39,17 +37,14 @@ def native_fast_eval_available() -> bool:
 
 def ensure_fast_coco_eval() -> bool:
     """
-    Make ``use_fast_impl=True`` evaluation exact and fast when detectron2 has no C++ ops.
-
-    Without detectron2's native evaluator, ``coco_evaluation.COCOeval_opt`` (the class
-    :class:`COCOEvaluator` uses when ``use_fast_impl=True``) is set to faster-coco-eval's
-    ``COCOeval_faster``, the same algorithm with its per-image matching and accumulation in
-    C++; ``use_fast_impl=False`` keeps pycocotools as the reference. faster-coco-eval's
-    ``init_as_pycocotools()`` is not used: it replaces pycocotools process-wide.
+    Make ``use_fast_impl=True`` exact and fast when detectron2 has no C++ ops: point
+    ``coco_evaluation.COCOeval_opt`` at faster-coco-eval's ``COCOeval_faster`` (pycocotools'
+    algorithm in C++). Its ``init_as_pycocotools()`` is not used: it replaces pycocotools
+    process-wide, and ``use_fast_impl=False`` must stay the pycocotools reference.
 
     Returns:
-        bool: True if a fast exact evaluator is in place (native or faster-coco-eval); False
-        if neither is available, in which case the caller must pass ``use_fast_impl=False``.
+        bool: True if a fast exact evaluator is in place; False if there is none, in which case
+        the caller must pass ``use_fast_impl=False``.
     """
     if native_fast_eval_available():
         return True
@@ -64,35 +59,6 @@ def ensure_fast_coco_eval() -> bool:
             "(use_fast_impl=False selects pycocotools)"
         )
     return True
-
-
-def _xywh(boxes):
-    """XYXY -> XYWH in the boxes' dtype, the operations of ``instances_to_coco_json``."""
-    out = np.array(boxes).reshape(-1, 4)
-    out[:, 2:] -= out[:, :2]
-    return out
-
-
-def write_coco_results(path, image_id, category_id, bbox, score):
-    """
-    Write detections as detectron2's ``COCOEvaluator`` does (``json.dumps`` of its result
-    dicts), atomically.
-
-    Args:
-        path (str): the JSON file.
-        image_id, category_id (ndarray): (N,) ints.
-        bbox (ndarray): (N, 4) XYWH; score (ndarray): (N,); floats.
-    """
-    rows = [
-        {"image_id": i, "category_id": c, "bbox": b, "score": s}
-        for i, c, b, s in zip(
-            image_id.tolist(),
-            category_id.tolist(),
-            np.asarray(bbox).reshape(-1, 4).tolist(),
-            np.asarray(score).tolist(),
-        )
-    ]
-    atomic_write(path, lambda f: f.write(json.dumps(rows)), mode="w")
 
 
 class ShiftedIdCOCOEvaluator(COCOEvaluator):
@@ -111,10 +77,6 @@ class ShiftedIdCOCOEvaluator(COCOEvaluator):
     """
 
     def __init__(self, dataset_name, tasks=None, distributed=True, output_dir=None, **kwargs):
-        """
-        Args:
-            dataset_name, tasks, distributed, output_dir, kwargs: as in :class:`COCOEvaluator`.
-        """
         if kwargs.get("use_fast_impl", True) and not ensure_fast_coco_eval():
             logger.warning(
                 "No fast COCO evaluator (detectron2 C++ ops or faster-coco-eval); using "
@@ -135,40 +97,40 @@ class ShiftedIdCOCOEvaluator(COCOEvaluator):
                 f"{offset} for evaluation (pycocotools cannot match a ground truth with id 0)."
             )
 
-    def _box_fast_path(self):
-        max_dets = getattr(self, "_max_dets_per_image", None)
-        tasks = self._tasks
-        return (
-            self._use_fast_impl
-            and (tasks is None or set(tasks) == {"bbox"})
-            and (max_dets is None or list(max_dets) == [1, 10, 100])
-        )
-
     def process(self, inputs, outputs):
         """
-        Keep each image's boxes as arrays (the values detectron2's ``instances_to_coco_json``
-        would produce) when boxes are all that is evaluated with ``use_fast_impl``; otherwise
-        :meth:`COCOEvaluator.process`.
+        When only boxes are evaluated, with ``use_fast_impl`` and the default ``maxDets``, keep
+        each image's boxes as arrays (the values of detectron2's ``instances_to_coco_json``);
+        otherwise :meth:`COCOEvaluator.process`.
         """
-        if not self._box_fast_path() or any(
-            "proposals" in o or o["instances"].has("pred_masks")
-            or o["instances"].has("pred_keypoints") for o in outputs
-        ):  # fmt: skip
+        tasks, max_dets = self._tasks, self._max_dets_per_image
+        if (
+            not self._use_fast_impl
+            or (tasks is not None and set(tasks) != {"bbox"})
+            or list(max_dets) != [1, 10, 100]
+            or any(
+                "proposals" in o
+                or o["instances"].has("pred_masks")
+                or o["instances"].has("pred_keypoints")
+                for o in outputs
+            )  # fmt: skip
+        ):
             return super().process(inputs, outputs)
         for inp, out in zip(inputs, outputs):
-            inst = out["instances"]
-            boxes = {
-                "bbox": _xywh(inst.pred_boxes.tensor.detach().cpu().numpy()),
-                "score": inst.scores.detach().cpu().numpy().copy(),
-                "category": inst.pred_classes.detach().cpu().numpy().astype(np.int64),
+            inst = out["instances"].to(self._cpu_device)
+            xywh = BoxMode.convert(inst.pred_boxes.tensor, BoxMode.XYXY_ABS, BoxMode.XYWH_ABS)
+            arrays = {
+                "bbox": xywh.numpy(),
+                "score": inst.scores.numpy().copy(),
+                "category": inst.pred_classes.numpy().astype(np.int64),
             }
-            self._predictions.append({"image_id": inp["image_id"], "instances": boxes})
+            self._predictions.append({"image_id": inp["image_id"], "instances": arrays})
 
     def _eval_predictions(self, predictions, img_ids=None):
         """
-        Boxes kept as arrays by :meth:`process` are evaluated by :class:`BoxCOCOeval` on
-        arrays (no per-detection dicts, no ``loadRes``); the results JSON, when written, has
-        the text detectron2 writes. Anything else goes to :class:`COCOEvaluator`.
+        Boxes kept as arrays by :meth:`process` are evaluated by :class:`BoxCOCOeval` on arrays
+        (no per-detection dicts, no ``loadRes``); the results JSON, when written, has the text
+        detectron2 writes. Anything else goes to :class:`COCOEvaluator`.
         """
         if not all(isinstance(p.get("instances"), dict) for p in predictions):
             if any(isinstance(p.get("instances"), dict) for p in predictions):
@@ -180,7 +142,7 @@ class ShiftedIdCOCOEvaluator(COCOEvaluator):
         bbox = np.concatenate([i["bbox"] for i in insts]).reshape(-1, 4)
         score = np.concatenate([i["score"] for i in insts])
         category = np.concatenate([i["category"] for i in insts])
-        id_map = getattr(self._metadata, "thing_dataset_id_to_contiguous_id", None)
+        id_map = self._metadata.get("thing_dataset_id_to_contiguous_id")
         if id_map is not None:
             num_classes = len(id_map)
             if len(category) and (category.min() < 0 or category.max() >= num_classes):
@@ -195,7 +157,12 @@ class ShiftedIdCOCOEvaluator(COCOEvaluator):
         if self._output_dir:
             path = os.path.join(self._output_dir, "coco_instances_results.json")
             self._logger.info(f"Saving results to {path}")
-            write_coco_results(path, image_id, category, bbox, score)
+            columns = (image_id.tolist(), category.tolist(), bbox.tolist(), score.tolist())
+            rows = [
+                {"image_id": i, "category_id": c, "bbox": b, "score": s}
+                for i, c, b, s in zip(*columns)
+            ]
+            atomic_write(path, lambda f: f.write(json.dumps(rows)), mode="w")
         if not self._do_evaluation:
             self._logger.info("Annotations are not available for evaluation.")
             return
