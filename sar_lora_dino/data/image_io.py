@@ -13,7 +13,7 @@ from .scaling import apply_scaling
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageReadError",
-    "is_8bit_image",
+    "has_tifffile",
     "read_image",
     "read_raw",
     "to_format",
@@ -22,7 +22,6 @@ __all__ = [
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # PIL modes whose pixels are 8 bits per channel: detectron2's read_image handles them exactly.
 _8BIT_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "La", "RGBa"}
-_TIFF = (".tif", ".tiff")
 
 
 class ImageReadError(OSError):
@@ -30,10 +29,7 @@ class ImageReadError(OSError):
 
 
 def has_tifffile():
-    """
-    Returns:
-        bool: whether the optional ``tifffile`` package is installed.
-    """
+    """Whether the optional ``tifffile`` package is installed."""
     return importlib.util.find_spec("tifffile") is not None
 
 
@@ -53,22 +49,6 @@ def _stored_8bit(im, path):
         formats = formats if isinstance(formats, tuple) else (formats,)
         return all(b <= 8 for b in bits) and all(f == 1 for f in formats)
     return True
-
-
-def is_8bit_image(path):
-    """
-    Args:
-        path (str): image file.
-
-    Returns:
-        bool or None: True if PIL reads it as 8 bits per channel, False for other PIL modes
-        (16-bit, 32-bit integer, float), None when PIL cannot open it.
-    """
-    try:
-        with Image.open(path) as im:
-            return _stored_8bit(im, path)
-    except (OSError, ValueError, SyntaxError):
-        return None
 
 
 def _channels_last(array, path):
@@ -113,7 +93,7 @@ def read_raw(path):
         errors.append(f"PIL: reads {im.format} with more than 8 bits per sample as 8-bit")
     except (OSError, ValueError, SyntaxError) as e:
         errors.append(f"PIL: {type(e).__name__}: {e}")
-    if path.lower().endswith(_TIFF) and has_tifffile():
+    if path.lower().endswith((".tif", ".tiff")) and has_tifffile():
         import tifffile
 
         try:
@@ -169,7 +149,12 @@ def read_image(path, format="RGB", scaling="none"):
     Returns:
         np.ndarray: HxWxC, uint8 for 8-bit files, float32 in [0, 255] otherwise.
     """
-    if is_8bit_image(path):
+    try:
+        with Image.open(path) as im:
+            eight_bit = _stored_8bit(im, path)
+    except (OSError, ValueError, SyntaxError):  # not for PIL: read_raw tries the other readers
+        eight_bit = False
+    if eight_bit:
         return detection_utils.read_image(path, format=format)
     raw = read_raw(path)
     try:

@@ -44,11 +44,8 @@ class Scaling(NamedTuple):
 def parse_scaling(spec) -> Scaling:
     """
     Args:
-        spec (str or Scaling or None): e.g. "none", "minmax", "percentile(1,99)",
-            "db(-25,5)", "db(-30,0,power)"; None means "none".
-
-    Returns:
-        Scaling
+        spec (str or Scaling or None): see :data:`SCALING_HELP`, e.g. "percentile(1,99)",
+            "db(-30,0,power)"; None means "none".
     """
     if isinstance(spec, Scaling):
         return spec
@@ -82,18 +79,15 @@ def _check_real(array, source):
         )
 
 
+def _finite(array):
+    return array[np.isfinite(array)] if array.dtype.kind == "f" else array
+
+
 def scaling_bounds(array, scaling, source="image") -> Optional[Tuple[float, float]]:
     """
-    The input values that the scaling maps to 0 and 255.
-
-    Args:
-        array (np.ndarray): the image (or a representative sample of a scene).
-        scaling (str or Scaling): see :data:`SCALING_HELP`.
-        source (str): named in errors.
-
-    Returns:
-        tuple[float, float] or None: (low, high) in the input's units (decibels for "db");
-        None for "none".
+    The input values (decibels for "db") that ``scaling`` maps to 0 and 255 in ``array`` (an
+    image or a representative sample of a scene); None for "none". ``source`` names the
+    image in errors, here and below.
     """
     scaling = parse_scaling(scaling)
     _check_real(array, source)
@@ -101,7 +95,7 @@ def scaling_bounds(array, scaling, source="image") -> Optional[Tuple[float, floa
         return None
     if scaling.mode == "db":
         return (scaling.low, scaling.high)
-    finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+    finite = _finite(array)
     if finite.size == 0:
         raise ValueError(f"{source}: no finite pixel value to compute {scaling} from")
     if scaling.mode == "minmax":
@@ -119,7 +113,6 @@ def apply_scaling(array, scaling, bounds=None, source="image"):
         scaling (str or Scaling): see :data:`SCALING_HELP`.
         bounds (tuple or None): from :func:`scaling_bounds`; computed from ``array`` when None
             (per image). A scene read in tiles passes the scene's bounds.
-        source (str): named in errors.
 
     Returns:
         np.ndarray: ``array`` itself if it is uint8, else float32 values in [0, 255]
@@ -159,19 +152,14 @@ def apply_scaling(array, scaling, bounds=None, source="image"):
 
 def describe_scaling(array, scaling, source="image"):
     """
-    What ``scaling`` does to one image, for the dataset checker.
-
-    Args:
-        array (np.ndarray): the image as read (any real dtype).
-        scaling (str or Scaling): see :data:`SCALING_HELP`.
-        source (str): named in the text.
+    What ``scaling`` does to one image as read, for the dataset checker.
 
     Returns:
         tuple[str, str or None]: a one-line description, and a problem (None when the image
         is usable with this scaling).
     """
     scaling = parse_scaling(scaling)
-    finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+    finite = _finite(array)
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (math.nan, math.nan)
     values = (
         f"{array.dtype} {array.shape[2] if array.ndim == 3 else 1}-channel, values [{lo:g}, {hi:g}]"
