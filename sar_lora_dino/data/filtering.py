@@ -16,14 +16,10 @@ MIN_IMAGE_SIZE = 16
 
 def get_sardet_train_dicts(names, filter_mode="original"):
     """
-    Dataset dicts for training, filtered like the original MMDetection pipeline or like
-    detectron2. Usable as ``dataloader.train.dataset`` in a LazyConfig:
-    ``L(get_sardet_train_dicts)(names="sardet100k_train")``.
-
-    Annotation-level rules of the original (skip ``ignore`` boxes and boxes with area <= 0,
-    w < 1, h < 1 or no overlap with the image; clip the rest) are applied when the dataset is
-    loaded (:func:`load_sardet_json`); ``iscrowd`` boxes stay with ``iscrowd=1``, which
-    detectron2's ``DatasetMapper`` removes from the training instances.
+    Dataset dicts for training (``dataloader.train.dataset``), filtered like the original
+    MMDetection pipeline or like detectron2. The original's box rules are applied at load time
+    (:func:`load_sardet_json`); ``iscrowd`` boxes stay, and detectron2's ``DatasetMapper``
+    removes them from the training instances.
 
     Args:
         names (str or list[str]): dataset names registered by :func:`register_sardet100k`.

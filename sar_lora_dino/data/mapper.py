@@ -21,7 +21,8 @@ class ScaledImageDatasetMapper(DatasetMapper):
 
     * images are read by :func:`sar_lora_dino.data.image_io.read_image`: 8-bit files exactly as
       detectron2 reads them, 16-bit/float files with their values kept and mapped to 0..255 by
-      ``scaling`` (``dataloader.scaling`` in the configs), never clipped silently;
+      ``scaling`` (``dataloader.scaling`` in the configs, see
+      :data:`sar_lora_dino.data.scaling.SCALING_HELP`), never clipped silently;
     * an image which cannot be decoded, or whose size disagrees with the annotation file,
       raises an error naming the file and its split (the ``JPEGImages/<split>/`` folder it lies
       in) instead of a bare PIL trace mid-epoch.
@@ -30,13 +31,6 @@ class ScaledImageDatasetMapper(DatasetMapper):
     """
 
     def __init__(self, is_train, *, scaling="none", **kwargs):
-        """
-        Args:
-            is_train (bool): as in :class:`DatasetMapper`.
-            scaling (str): how 16-bit/float images map to 0..255; see
-                :data:`sar_lora_dino.data.scaling.SCALING_HELP`.
-            kwargs: the other arguments of :class:`DatasetMapper`.
-        """
         super().__init__(is_train, **kwargs)
         self.scaling = str(parse_scaling(scaling))
 
@@ -61,13 +55,6 @@ class ScaledImageDatasetMapper(DatasetMapper):
         return dataset_dict
 
     def __call__(self, dataset_dict):
-        """
-        Args:
-            dataset_dict (dict): one record in detectron2's dataset format.
-
-        Returns:
-            dict: what :class:`DatasetMapper` returns.
-        """
         try:
             return self._map(dataset_dict)
         except (OSError, ValueError, SyntaxError) as e:  # PIL raises OSError subclasses

@@ -179,22 +179,19 @@ def clean_annotation(ann, width, height, stats):
     }
 
 
-def load_sardet_json(json_file, image_root, dataset_name=None, check_images=True):
+def load_sardet_json(json_file, image_root, dataset_name=None):
     """
     Load a SARDet-100K annotation file into detectron2's standard dataset dicts.
 
     Every image of the JSON is kept, with or without boxes (evaluation needs all of them; the
-    training filter is :func:`get_sardet_train_dicts`). Per annotation: ``ignore`` boxes and
-    boxes with no area inside the image (area <= 0, w < 1, h < 1, or outside) are dropped,
-    boxes over the border are clipped, ``iscrowd`` is kept. The counts are logged once per file.
+    training filter is :func:`get_sardet_train_dicts`); boxes follow :func:`clean_annotation`,
+    with the counts logged once per file. A missing or empty image raises before training.
 
     Args:
         json_file (str): path to ``Annotations/<split>.json``.
         image_root (str): folder that holds the split's images (``JPEGImages/<split>``); each
             ``file_name`` of the JSON is resolved against it.
         dataset_name (str): name used in messages and to look up ``thing_classes``.
-        check_images (bool): check that every image exists and is not empty (one directory
-            listing; raises before training starts instead of mid-epoch).
 
     Returns:
         list[dict]: records with ``file_name``, ``height``, ``width``, ``image_id``,
@@ -213,8 +210,7 @@ def load_sardet_json(json_file, image_root, dataset_name=None, check_images=True
     thing_classes = dataset_name and MetadataCatalog.get(dataset_name).get("thing_classes")
     data = read_annotation_json(json_file, thing_classes or _CLASSES)
     images = data["images"]
-    if check_images:
-        _check_images(images, image_root, json_file, split_name)
+    _check_images(images, image_root, json_file, split_name)
     anns_per_image = {img["id"]: [] for img in images}
     for ann in data.get("annotations", []):
         anns_per_image[ann["image_id"]].append(ann)
@@ -268,7 +264,7 @@ def _set_metadata(name, root, split):
     )
 
 
-def _load_split(name, split, check_images):
+def _load_split(name, split):
     entry = _REGISTERED[name]
     root = entry["root"]
     if root is None:  # the default root: whatever SARDET100K_ROOT says when first loaded
@@ -285,10 +281,10 @@ def _load_split(name, split, check_images):
             logger.info(f"{name}: the default root resolves to '{root}' at first load")
             _set_metadata(name, root, split)
     entry["loaded"] = root
-    return load_sardet_json(*split_paths(root, split), name, check_images)
+    return load_sardet_json(*split_paths(root, split), name)
 
 
-def register_sardet100k(root=None, prefix="sardet100k", splits=_SPLITS, check_images=True):
+def register_sardet100k(root=None, prefix="sardet100k", splits=_SPLITS):
     """
     Register the splits of a root in the SARDet-100K layout as ``<prefix>_<split>``.
 
@@ -303,7 +299,6 @@ def register_sardet100k(root=None, prefix="sardet100k", splits=_SPLITS, check_im
             default :func:`get_sardet100k_root`, resolved at first load.
         prefix (str): dataset name prefix.
         splits (Iterable[str]): split names, any subset or extra split with the same layout.
-        check_images (bool): see :func:`load_sardet_json`.
 
     Returns:
         list[str]: the dataset names of ``splits`` (registered now or before).
@@ -331,6 +326,6 @@ def register_sardet100k(root=None, prefix="sardet100k", splits=_SPLITS, check_im
                 )
             DatasetCatalog.remove(name)
         _REGISTERED[name] = {"root": root, "loaded": None}
-        DatasetCatalog.register(name, lambda n=name, s=split: _load_split(n, s, check_images))
+        DatasetCatalog.register(name, lambda n=name, s=split: _load_split(n, s))
         _set_metadata(name, get_sardet100k_root() if root is None else root, split)
     return names

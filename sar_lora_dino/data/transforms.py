@@ -20,23 +20,12 @@ class OpenCVResizeTransform(Transform):
     """
 
     def __init__(self, h, w, new_h, new_w, interp=cv2.INTER_LINEAR):
-        """
-        Args:
-            h, w (int): input image size.
-            new_h, new_w (int): output image size.
-            interp (int): OpenCV interpolation flag for images.
-        """
+        """``interp`` is an OpenCV interpolation flag."""
         super().__init__()
         self._set_attributes(locals())
 
     def apply_image(self, img, interp=None):
-        """
-        Args:
-            img (ndarray): HxW or HxWxC image, any dtype OpenCV resizes (uint8, float32, ...).
-
-        Returns:
-            ndarray: the resized image, same dtype and number of dimensions.
-        """
+        """Resize an HxW or HxWxC image of any dtype OpenCV takes; dtype and ndim are kept."""
         if img.shape[:2] != (self.h, self.w):
             raise ValueError(
                 f"OpenCVResizeTransform expects an image of (h, w) = {(self.h, self.w)}, "
