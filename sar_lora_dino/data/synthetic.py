@@ -63,7 +63,7 @@ def _ship(canvas, rng, k, center, angle):
     hull = [[-l2, -w2], [length / 3, -w2], [l2, 0], [length / 3, w2], [-l2, w2]]
     hull = _rotate(hull, angle, center)
     # Wake: a dark turbulent trail astern and two faint Kelvin arms at +-19.5 degrees.
-    stern = _rotate([[-length / 2, 0]], angle, center)[0]
+    stern = _rotate([[-l2, 0]], angle, center)[0]
     tail = _rotate([[-1.6 * length, 0]], angle, center)[0]
     _line(canvas, stern, tail, 0.002, max(1, int(width / 2)))
     for sign in (-1, 1):
@@ -86,10 +86,8 @@ def _aircraft(canvas, rng, k, center, angle):
     parts = [_rotate(p, angle, center) for p in (body, wings, tail)]
     for p in parts:
         _fill(canvas, p, value * rng.uniform(0.6, 1.0))
-    tips = _rotate(
-        [[length / 2, 0], [length * 0.08, span / 2], [length * 0.08, -span / 2]], angle, center
-    )
-    _scatterers(canvas, rng, tips, value)
+    tips = [[length / 2, 0], [length * 0.08, span / 2], [length * 0.08, -span / 2]]
+    _scatterers(canvas, rng, _rotate(tips, angle, center), value)
     return np.concatenate(parts)
 
 
@@ -112,9 +110,7 @@ def _tank(canvas, rng, k, center, angle):
     # The near rim returns strongest (layover): a bright arc facing the sensor.
     arc = max(2, int(3 * k))
     cv2.ellipse(canvas, c4, (r4, r4), math.degrees(angle), 0, 120, value * 2.0, arc, cv2.LINE_AA, 2)
-    return np.array(
-        [[center[0] - radius, center[1] - radius], [center[0] + radius, center[1] + radius]]
-    )
+    return np.array([center - radius, center + radius])
 
 
 def _bridge(canvas, rng, k, center, angle):
@@ -126,12 +122,8 @@ def _bridge(canvas, rng, k, center, angle):
     deck = _rotate(_rect(length, width), angle, center)
     value = rng.uniform(*_TARGET)
     _fill(canvas, deck, value)
-    edges = _rotate(
-        [[t * length / 2, s * width / 2] for t in np.linspace(-0.9, 0.9, 7) for s in (-1, 1)],
-        angle,
-        center,
-    )
-    _scatterers(canvas, rng, edges, value * 0.6)
+    edges = [[t * length / 2, s * width / 2] for t in np.linspace(-0.9, 0.9, 7) for s in (-1, 1)]
+    _scatterers(canvas, rng, _rotate(edges, angle, center), value * 0.6)
     return deck
 
 
