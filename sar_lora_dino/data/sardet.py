@@ -7,6 +7,7 @@ import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
+from detectron2.utils.logger import log_first_n
 
 __all__ = [
     "SARDET100K_CATEGORIES",
@@ -42,10 +43,6 @@ _LAYOUT = (
     "(or DETECTRON2_DATASETS to its parent), see datasets/README.md; "
     "datasets/make_synthetic_sardet.py writes a small synthetic copy in this layout."
 )
-
-# json files whose cleaning counts were already logged: the loader runs on every
-# DatasetCatalog.get(), the counts are worth reading once.
-_LOGGED = set()
 
 
 def get_sardet100k_root():
@@ -232,17 +229,16 @@ def load_sardet_json(json_file, image_root, dataset_name=None):
             }
         )
 
-    if json_file not in _LOGGED:
-        _LOGGED.add(json_file)
-        kept = sum(len(r["annotations"]) for r in records)
-        no_box = sum(1 for r in records if r["num_json_annotations"] == 0)
-        logger.info(
-            f"Loaded {len(records)} images ({no_box} without any box) and {kept} boxes for "
-            f"'{split_name}' from {json_file}. Dropped {stats['ignore']} 'ignore' boxes and "
-            f"{stats['no_area']} boxes with no area inside the image; clipped "
-            f"{stats['clipped']} boxes at the border; {stats['iscrowd']} iscrowd boxes kept "
-            f"as crowd."
-        )
+    # the loader runs on every DatasetCatalog.get(); the counts are worth reading once
+    kept = sum(len(r["annotations"]) for r in records)
+    no_box = sum(1 for r in records if r["num_json_annotations"] == 0)
+    message = (
+        f"Loaded {len(records)} images ({no_box} without any box) and {kept} boxes for "
+        f"'{split_name}' from {json_file}. Dropped {stats['ignore']} 'ignore' boxes and "
+        f"{stats['no_area']} boxes with no area inside the image; clipped "
+        f"{stats['clipped']} boxes at the border; {stats['iscrowd']} iscrowd boxes kept as crowd."
+    )
+    log_first_n(logging.INFO, message, name=__name__, key="message")
     return records
 
 
