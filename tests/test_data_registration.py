@@ -146,8 +146,6 @@ def test_category_ids_are_checked(tmp_path):
 
 
 def test_registering_another_root_under_a_used_prefix_fails(tmp_path):
-    from sar_lora_dino.data import make_synthetic_sardet
-
     first, second = str(tmp_path / "a"), str(tmp_path / "b")
     for root in (first, second):
         make_synthetic_sardet(root, num_train=0, num_val=1, num_test=0, sizes=(64,), seed=0)
@@ -158,8 +156,6 @@ def test_registering_another_root_under_a_used_prefix_fails(tmp_path):
 
 
 def test_default_root_is_resolved_at_first_load(tmp_path, monkeypatch):
-    from sar_lora_dino.data import make_synthetic_sardet
-
     first, second = str(tmp_path / "a"), str(tmp_path / "b")
     make_synthetic_sardet(first, num_train=0, num_val=2, num_test=0, sizes=(64,), seed=0)
     make_synthetic_sardet(second, num_train=0, num_val=3, num_test=0, sizes=(64,), seed=0)
@@ -174,11 +170,6 @@ def test_default_root_is_resolved_at_first_load(tmp_path, monkeypatch):
 
 
 def test_negative_width_box_is_dropped_and_counted(tmp_path, caplog):
-    import json
-    import logging
-
-    from sar_lora_dino.data import load_sardet_json, make_synthetic_sardet
-
     root = str(tmp_path / "neg")
     make_synthetic_sardet(root, num_train=0, num_val=1, num_test=0, sizes=(64,), seed=0)
     json_file = os.path.join(root, "Annotations", "val.json")

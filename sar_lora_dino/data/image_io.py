@@ -75,9 +75,6 @@ def read_raw(path):
     PIL first; TIFFs PIL cannot read go through tifffile when installed; anything else
     through OpenCV with ``IMREAD_UNCHANGED`` (colour converted from BGR to RGB).
 
-    Args:
-        path (str): image file.
-
     Returns:
         np.ndarray: HxWx1 or HxWx3 (RGB) array in the file's dtype.
     """
@@ -142,7 +139,6 @@ def read_image(path, format="RGB", scaling="none"):
     configured ``scaling`` (:mod:`sar_lora_dino.data.scaling`), per image.
 
     Args:
-        path (str): image file.
         format (str): the mapper's ``image_format``.
         scaling (str): ``dataloader.scaling``.
 

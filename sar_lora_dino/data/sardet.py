@@ -272,8 +272,7 @@ def _load_split(name, split):
                 "the first load, or register the new root under another prefix: "
                 "register_sardet100k(root=..., prefix=...)."
             )
-        json_file = split_paths(root, split)[0]
-        if entry["loaded"] is None and MetadataCatalog.get(name).get("json_file") != json_file:
+        if MetadataCatalog.get(name).json_file != split_paths(root, split)[0]:
             logger.info(f"{name}: the default root resolves to '{root}' at first load")
             _set_metadata(name, root, split)
     entry["loaded"] = root
