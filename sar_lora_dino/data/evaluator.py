@@ -103,17 +103,12 @@ class ShiftedIdCOCOEvaluator(COCOEvaluator):
         each image's boxes as arrays (the values of detectron2's ``instances_to_coco_json``);
         otherwise :meth:`COCOEvaluator.process`.
         """
-        tasks, max_dets = self._tasks, self._max_dets_per_image
+        tasks, not_boxes = self._tasks, ("pred_masks", "pred_keypoints")
         if (
             not self._use_fast_impl
             or (tasks is not None and set(tasks) != {"bbox"})
-            or list(max_dets) != [1, 10, 100]
-            or any(
-                "proposals" in o
-                or o["instances"].has("pred_masks")
-                or o["instances"].has("pred_keypoints")
-                for o in outputs
-            )  # fmt: skip
+            or list(self._max_dets_per_image) != [1, 10, 100]
+            or any("proposals" in o or any(map(o["instances"].has, not_boxes)) for o in outputs)
         ):
             return super().process(inputs, outputs)
         for inp, out in zip(inputs, outputs):
