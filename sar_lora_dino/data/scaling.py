@@ -52,7 +52,7 @@ def parse_scaling(spec) -> Scaling:
     if spec is None:
         return Scaling("none")
     match = _PATTERN.match(str(spec).lower())
-    mode, args = (match.group(1), match.group(2)) if match else (None, None)
+    mode, args = match.groups() if match else (None, None)
     parts = [a.strip() for a in args.split(",")] if args is not None else []
     try:
         if mode in ("none", "minmax") and not parts:
