@@ -153,8 +153,6 @@ def check_sardet_root(
     Check a root in the SARDet-100K layout: JSON files, image files, counts.
 
     Args:
-        root (str): folder holding ``Annotations/`` and ``JPEGImages/``.
-        splits (Iterable[str]): splits to check.
         expected (dict or None): ``{split: (images, boxes)}`` to compare with; None skips the
             comparison (subsets, synthetic sets).
         full_decode (bool): decode every image (finds truncated files); False only reads headers.
@@ -188,13 +186,7 @@ def check_sardet_root(
 
 
 def format_report(report):
-    """
-    Args:
-        report (dict): from :func:`check_sardet_root`.
-
-    Returns:
-        str: a human-readable summary.
-    """
+    """A human-readable summary of a :func:`check_sardet_root` report."""
     lines = [f"SARDet-100K check of {report['root']}"]
     for split, r in report["splits"].items():
         if "images" not in r:
@@ -239,10 +231,8 @@ def write_subset(root, output, num_images, splits=("train", "val"), seed=0, prog
     source's keys. Written to a temporary folder and renamed, like the synthetic set.
 
     Args:
-        root (str): source root.
         output (str): folder to create (must not exist).
         num_images (int or dict): images per split, or ``{split: count}``.
-        splits (Iterable[str]): splits to copy.
         seed (int): which images are picked.
         progress (bool or None): progress bars; None shows them when stderr is a terminal.
 

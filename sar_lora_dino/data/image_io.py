@@ -111,14 +111,7 @@ def read_raw(path):
 
 
 def to_format(image, format):
-    """
-    Args:
-        image (np.ndarray): HxWx1 or HxWx3 RGB array in 0..255 (uint8 or float32).
-        format (str): "RGB", "BGR" or "L".
-
-    Returns:
-        np.ndarray: HxWx3 (RGB/BGR) or HxWx1 (L) in the same dtype.
-    """
+    """An HxWx1 or HxWx3 RGB image in 0..255 as HxWx3 "RGB"/"BGR" or HxWx1 "L", same dtype."""
     if format == "L":
         if image.shape[2] == 1:
             return image

@@ -188,7 +188,6 @@ def render_sar_image(rng, size, num_objects, looks=4.0):
     Render one single-channel SAR-like image with targets.
 
     Args:
-        rng (np.random.Generator): source of randomness.
         size (int): image side in pixels; target sizes scale with ``size / 256``.
         num_objects (int): how many targets to try to place (fewer if they do not fit).
         looks (float): number of looks of the multiplicative gamma speckle (mean 1); lower is
@@ -283,7 +282,6 @@ def make_synthetic_sardet(
     interrupted run leaves no half-written ``root``. The output depends only on the arguments.
 
     Args:
-        root (str): folder to create.
         num_train, num_val, num_test (int): images per split (0 skips the split).
         seed (int): random seed; image ``i`` of a split is drawn from ``(seed, split, i)``.
         sizes (tuple[int]): square image sides to draw from.

@@ -41,8 +41,7 @@ def atomic_write(path, write_fn, mode="wb"):
     Write a file so that readers see either the old content or the complete new one.
 
     Args:
-        path (str): destination file.
-        write_fn (callable): called with an open file object to write the content.
+        write_fn (callable): called with the open file object to write the content.
         mode (str): "wb" or "w".
     """
     with atomic_path(path) as tmp:
