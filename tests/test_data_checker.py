@@ -81,3 +81,17 @@ def test_subset_keeps_the_layout(good, tmp_path):
     assert report["splits"]["train"]["images"] == 4 and report["splits"]["val"]["images"] == 1
     with open(os.path.join(out, "Annotations", "train.json")) as f:
         assert set(json.load(f)) == {"images", "annotations", "categories"}
+
+
+def test_what_the_loader_refuses_is_a_problem(good, tmp_path):
+    root = str(tmp_path / "bad_ids")
+    shutil.copytree(good, root)
+    json_file = os.path.join(root, "Annotations", "val.json")
+    with open(json_file) as f:
+        data = json.load(f)
+    data["annotations"][0]["category_id"] = 9
+    with open(json_file, "w") as f:
+        json.dump(data, f)
+    report = check_sardet_root(root, splits=("val",), expected=None, progress=False)
+    assert len(report["problems"]) == 1
+    assert "val.json" in report["problems"][0] and "category_id 9" in report["problems"][0]

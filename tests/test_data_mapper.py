@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from sar_lora_dino.data import ScaledImageDatasetMapper
@@ -15,18 +14,6 @@ def _mapper():
     return ScaledImageDatasetMapper(
         is_train=True, augmentations=[ResizeWH(scale=(64, 48))], image_format="RGB"
     )
-
-
-def test_grayscale_image_becomes_three_channel_rgb(tmp_path):
-    folder = tmp_path / "JPEGImages" / "train"
-    folder.mkdir(parents=True)
-    path = folder / "0000001.bmp"
-    Image.fromarray(np.full((40, 50), 200, np.uint8), mode="L").save(path)
-    out = _mapper()(
-        {"file_name": str(path), "height": 40, "width": 50, "image_id": 1, "annotations": []}
-    )
-    assert tuple(out["image"].shape) == (3, 48, 64)  # (w, h) = (64, 48)
-    assert torch.equal(out["image"][0], out["image"][2]) and int(out["image"].max()) == 200
 
 
 def test_truncated_image_names_file_and_split(tmp_path):
