@@ -259,13 +259,13 @@ def write_subset(root, output, num_images, splits=("train", "val"), seed=0, prog
             picked = random.Random(seed).sample(present, min(n, len(present)))
             picked.sort(key=lambda im: im["id"])
             ids = {im["id"] for im in picked}
-            dst_dir = os.path.join(tmp, "JPEGImages", split)
+            dst_json, dst_dir = split_paths(tmp, split)
             os.makedirs(dst_dir)
             for im in tqdm(picked, desc=f"{split}: copying", leave=False, disable=not progress):
                 shutil.copy2(os.path.join(src_dir, im["file_name"]), dst_dir)
             data["images"] = picked
             data["annotations"] = [a for a in data.get("annotations", []) if a["image_id"] in ids]
-            with open(os.path.join(tmp, "Annotations", f"{split}.json"), "w") as f:
+            with open(dst_json, "w") as f:
                 json.dump(data, f)
             summary[split] = {"images": len(picked), "boxes": len(data["annotations"])}
     return summary
