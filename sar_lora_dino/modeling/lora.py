@@ -1,7 +1,7 @@
 """Low-rank adapters (LoRA) for frozen nn.Linear layers, with injection and merge helpers."""
 
 import math
-from typing import Dict, Iterable, List, Sequence, Set
+from typing import Dict, Iterable, List, Set
 
 import torch
 import torch.nn.functional as F
@@ -57,13 +57,10 @@ class LoRALinear(nn.Linear):
     ):
         """
         Args:
-            in_features (int): input width.
-            out_features (int): output width.
-            bias (bool): whether the base layer has a bias.
             r (int): rank of the update; must be positive.
             alpha (float): the update is scaled by ``alpha / r``.
             dropout (float): dropout probability on the LoRA branch's input only, in [0, 1).
-            device, dtype: passed to the parameter constructors.
+            others: as :class:`nn.Linear`.
         """
         if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
             raise ValueError(f"LoRA rank r must be a positive int, got {r!r}")
@@ -75,19 +72,16 @@ class LoRALinear(nn.Linear):
         self.scaling = alpha / r
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
-        self._new_lora_parameters(self.weight.device, self.weight.dtype)
-        self.weight.requires_grad_(False)
-        if self.bias is not None:
-            self.bias.requires_grad_(False)
+        self._adopt_base(self.weight, self.bias)
 
-    def _new_lora_parameters(self, device, dtype) -> None:
-        factory = {"device": device, "dtype": dtype}
+    def _adopt_base(self, weight: nn.Parameter, bias) -> None:
+        """Take ``weight``/``bias`` as the frozen base and put a fresh adapter beside them."""
+        self.weight = weight.requires_grad_(False)
+        self.bias = None if bias is None else bias.requires_grad_(False)
+        factory = {"device": weight.device, "dtype": weight.dtype}
         self.lora_A = nn.Parameter(torch.empty(self.r, self.in_features, **factory))
         self.lora_B = nn.Parameter(torch.empty(self.out_features, self.r, **factory))
-        self.reset_lora_parameters()
-
-    def reset_lora_parameters(self) -> None:
-        """Re-initialise the adapter as in the LoRA paper's code (A Kaiming-uniform, B zeros)."""
+        # as in the LoRA paper's code: A Kaiming-uniform, B zeros
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         nn.init.zeros_(self.lora_B)
 
@@ -96,19 +90,11 @@ class LoRALinear(nn.Linear):
         cls, linear: nn.Linear, r: int = 16, alpha: float = 32, dropout: float = 0.0
     ) -> "LoRALinear":
         """
-        Wrap an existing layer; its ``weight``/``bias`` Parameters are shared, not copied, and
-        are frozen.
-
-        Args:
-            linear (nn.Linear): the layer to wrap.
-            r, alpha, dropout: see :meth:`__init__`.
-
-        Returns:
-            LoRALinear
+        Wrap an existing layer; its ``weight``/``bias`` Parameters are shared (not copied) and
+        frozen. ``r``, ``alpha``, ``dropout``: see :meth:`__init__`.
         """
         if type(linear) is not nn.Linear:
             raise TypeError(f"from_linear expects an nn.Linear, got {type(linear).__name__}")
-        weight = linear.weight
         layer = cls(
             linear.in_features,
             linear.out_features,
@@ -117,16 +103,10 @@ class LoRALinear(nn.Linear):
             alpha=alpha,
             dropout=dropout,
             device="meta",
-            dtype=weight.dtype,
+            dtype=linear.weight.dtype,
         )
-        layer.weight = weight
-        layer.bias = linear.bias
-        layer._new_lora_parameters(weight.device, weight.dtype)
-        layer.weight.requires_grad_(False)
-        if layer.bias is not None:
-            layer.bias.requires_grad_(False)
-        layer.train(linear.training)
-        return layer
+        layer._adopt_base(linear.weight, linear.bias)
+        return layer.train(linear.training)
 
     def lora_parameters(self) -> List[nn.Parameter]:
         """The adapter's own parameters: ``[lora_A, lora_B]``."""
@@ -175,24 +155,22 @@ class LoRALinear(nn.Linear):
                     "before training"
                 )
             return F.linear(x, self.weight, self.bias)
-        lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        out = F.linear(x2, self.weight, self.bias)
+        out = self._add_update_(F.linear(x2, self.weight, self.bias), x2)
+        return out.view(*x.shape[:-1], self.out_features)
+
+    def _add_update_(self, out: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        """Add the low-rank update of the input rows ``x2`` into ``out``, in place."""
         hidden = F.linear(self.lora_dropout(x2), self.lora_A)
         # In place: no second full-width tensor beside the base output. Casts cover autocast,
-        # where the matmuls above run in half precision but the parameters stay fp32.
-        out.addmm_(hidden.to(out.dtype), self.lora_B.to(out.dtype).t(), alpha=self.scaling)
-        return out.view(*lead, self.out_features)
+        # where the matmuls run in half precision but the parameters stay fp32.
+        return out.addmm_(hidden.to(out.dtype), self.lora_B.to(out.dtype).t(), alpha=self.scaling)
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, r={self.r}, alpha={self.alpha}, "
             f"dropout={getattr(self.lora_dropout, 'p', 0.0)}, merged={self.merged}"
         )
-
-
-def _matches(name: str, targets: Sequence[str]) -> bool:
-    return any(name == t or name.endswith("." + t) for t in targets)
 
 
 def inject_lora(
@@ -203,31 +181,24 @@ def inject_lora(
     dropout: float = 0.0,
 ) -> List[str]:
     """
-    Replace every nn.Linear whose qualified name ends with one of ``targets`` (on dot
-    boundaries: ``"mlp.fc1"`` matches ``stages.0.blocks.0.mlp.fc1`` but not ``xmlp.fc1``)
-    by a :class:`LoRALinear` sharing its weights.
-
-    Args:
-        module (nn.Module): model to modify in place.
-        targets (iterable[str]): qualified-name suffixes of the layers to wrap.
-        r, alpha, dropout: adapter settings, see :class:`LoRALinear`.
+    In ``module``, replace every nn.Linear whose qualified name ends with one of ``targets``
+    (on dot boundaries: ``"mlp.fc1"`` matches ``stages.0.blocks.0.mlp.fc1`` but not
+    ``xmlp.fc1``) by a :class:`LoRALinear` sharing its weights (``r``, ``alpha``, ``dropout``:
+    see there).
 
     Returns:
         list[str]: qualified names of the replaced layers, in module order.
 
     Raises:
-        ValueError: when nothing matched, when a match is a 1x1 Conv2d MLP (timm's
-            ``conv_mlp=True`` ConvNeXt variants) or any other non-Linear layer, or when a
-            match already carries LoRA.
+        ValueError: when nothing matched, when a match is not a plain nn.Linear (e.g. the 1x1
+            Conv2d MLP of timm's ``conv_mlp=True`` ConvNeXt variants) or already carries LoRA.
     """
-    if isinstance(targets, str):
-        targets = (targets,)
-    targets = tuple(targets)
+    targets = (targets,) if isinstance(targets, str) else tuple(targets)
     if not targets:
         raise ValueError("inject_lora: `targets` is empty")
     found = []
     for name, child in module.named_modules():
-        if not name or not _matches(name, targets):
+        if not name or not any(f".{name}".endswith(f".{t}") for t in targets):
             continue
         if isinstance(child, LoRALinear):
             raise ValueError(f"inject_lora: '{name}' already carries LoRA")
@@ -252,49 +223,33 @@ def inject_lora(
             f"module names look like {examples}"
         )
     for name in found:
-        parent_name, _, attr = name.rpartition(".")
-        parent = module.get_submodule(parent_name) if parent_name else module
-        setattr(parent, attr, LoRALinear.from_linear(getattr(parent, attr), r, alpha, dropout))
+        module.set_submodule(
+            name, LoRALinear.from_linear(module.get_submodule(name), r, alpha, dropout)
+        )
     return found
 
 
 def merge_lora(module: nn.Module) -> int:
-    """
-    Merge every :class:`LoRALinear` inside ``module``.
-
-    Returns:
-        int: number of LoRA layers visited.
-    """
-    return _each_lora(module, "merge")
+    """Merge every :class:`LoRALinear` inside ``module``; returns how many there are."""
+    return _each_lora(module, LoRALinear.merge)
 
 
 def unmerge_lora(module: nn.Module) -> int:
-    """
-    Unmerge every :class:`LoRALinear` inside ``module``.
-
-    Returns:
-        int: number of LoRA layers visited.
-    """
-    return _each_lora(module, "unmerge")
+    """Unmerge every :class:`LoRALinear` inside ``module``; returns how many there are."""
+    return _each_lora(module, LoRALinear.unmerge)
 
 
-def _each_lora(module: nn.Module, method: str) -> int:
+def _each_lora(module: nn.Module, method) -> int:
     layers = [m for m in module.modules() if isinstance(m, LoRALinear)]
     for m in layers:
-        getattr(m, method)()
+        method(m)
     return len(layers)
 
 
 def lora_state_dict_keys(module: nn.Module, prefix: str = "") -> Set[str]:
     """
-    State-dict keys of the adapter parameters inside ``module``, found by module type.
-
-    Args:
-        module (nn.Module): model to inspect.
-        prefix (str): prepended to each key.
-
-    Returns:
-        set[str]: e.g. ``{"stages.0.blocks.0.mlp.fc1.lora_A", ...}``.
+    State-dict keys of the adapter parameters inside ``module``, found by module type, each
+    after ``prefix``: e.g. ``{"stages.0.blocks.0.mlp.fc1.lora_A", ...}``.
     """
     keys = set()
     for name, m in module.named_modules():
@@ -308,13 +263,8 @@ def merged_state_dict(module: nn.Module) -> Dict[str, torch.Tensor]:
     """
     The state dict ``module`` would have with every :class:`LoRALinear` replaced by a plain
     nn.Linear holding ``W + (alpha / r) B A``: adapter tensors dropped, updates folded in (in
-    fp32, then cast to the weight's dtype). ``module`` itself is not changed.
-
-    Args:
-        module (nn.Module): e.g. a detector whose backbone carries LoRA.
-
-    Returns:
-        dict[str, Tensor]: loads strictly into the same model built without LoRA.
+    fp32, then cast to the weight's dtype); it loads strictly into the same model built
+    without LoRA. ``module`` itself is not changed.
     """
     state = module.state_dict()  # unmerged base weights, merged layers or not
     for name, m in module.named_modules():
