@@ -1,9 +1,6 @@
 """Memory-lean training of LoRA ConvNeXt blocks: a recomputing MLP and per-block checkpoints."""
 
-from typing import List
-
 import torch
-import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import nn
 from torch.utils.checkpoint import checkpoint
@@ -11,12 +8,6 @@ from torch.utils.checkpoint import checkpoint
 from .lora import LoRALinear
 
 __all__ = ["LeanLoRAMlp", "make_lean_lora_mlps", "checkpointed_stage_forward"]
-
-
-def _autocast_state(device_type):
-    if not torch.is_autocast_enabled(device_type):
-        return device_type, False, None
-    return device_type, True, torch.get_autocast_dtype(device_type)
 
 
 class _RecomputeMlp(torch.autograd.Function):
@@ -33,10 +24,13 @@ class _RecomputeMlp(torch.autograd.Function):
     def forward(ctx, u, mlp, *params):
         ctx.mlp = mlp
         ctx.params = params
-        ctx.autocast = _autocast_state(u.device.type)
+        device_type = u.device.type
+        enabled = torch.is_autocast_enabled(device_type)
+        dtype = torch.get_autocast_dtype(device_type) if enabled else None
+        ctx.autocast = (device_type, enabled, dtype)
         ctx.save_for_backward(u)
         with torch.no_grad():
-            return mlp.plain_forward(u)
+            return Mlp.forward(mlp, u)
 
     @staticmethod
     def backward(ctx, dy):
@@ -44,21 +38,16 @@ class _RecomputeMlp(torch.autograd.Function):
         mlp = ctx.mlp
         fc2 = mlp.fc2
         device_type, enabled, dtype = ctx.autocast
-        params = list(ctx.params)
+        dy2 = dy.reshape(-1, fc2.out_features)
         with torch.enable_grad(), torch.autocast(device_type, dtype=dtype, enabled=enabled):
             leaf = u.detach().requires_grad_(u.requires_grad)
             g = mlp.norm(mlp.drop1(mlp.act(mlp.fc1(leaf))))
             g2 = g.reshape(-1, fc2.in_features)
-            # LoRALinear.forward's update: out.addmm_(hidden, B^T, alpha); same grad formulas
-            hidden = F.linear(g2, fc2.lora_A)
-            zero = torch.zeros((), dtype=hidden.dtype, device=hidden.device)
-            update = torch.addmm(zero, hidden, fc2.lora_B.to(hidden.dtype).t(), beta=0.0,
-                                 alpha=fc2.scaling)  # fmt: skip
-        dy2 = dy.reshape(-1, fc2.out_features)
+            update = fc2._add_update_(torch.zeros_like(dy2), g2)
         # F.linear(g2, W, b) is addmm(b, g2, W^T); its input gradient is dy @ W
         dg_base = dy2.mm(fc2.weight.to(dy2.dtype)) if g2.requires_grad else None
-        inputs = ([leaf] if u.requires_grad else []) + params
-        outputs, grad_outputs = [update], [dy2.to(update.dtype)]
+        inputs = ([leaf] if u.requires_grad else []) + list(ctx.params)
+        outputs, grad_outputs = [update], [dy2]
         if g2.requires_grad:  # fc1 or the MLP input needs gradients
             outputs.append(g2)
             grad_outputs.append(dg_base)
@@ -79,19 +68,6 @@ class LeanLoRAMlp(Mlp):
     norm; otherwise (and in eval / no-grad) it is the stock forward.
     """
 
-    @classmethod
-    def from_mlp(cls, mlp: Mlp) -> "LeanLoRAMlp":
-        if type(mlp) is not Mlp:
-            raise TypeError(f"LeanLoRAMlp wraps a timm Mlp, got {type(mlp).__name__}")
-        mlp.__class__ = cls  # same parameters, buffers and hooks; only forward changes
-        return mlp
-
-    def plain_forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x)
-
-    def trainable(self) -> List[nn.Parameter]:
-        return list(self.fc1.parameters()) + [self.fc2.lora_A, self.fc2.lora_B]
-
     def _applies(self) -> bool:
         fc2 = self.fc2
         return (
@@ -108,7 +84,8 @@ class LeanLoRAMlp(Mlp):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and torch.is_grad_enabled() and self._applies()):
             return super().forward(x)
-        params = [p for p in self.trainable() if p.requires_grad]
+        trainable = [*self.fc1.parameters(), self.fc2.lora_A, self.fc2.lora_B]
+        params = [p for p in trainable if p.requires_grad]
         if not (x.requires_grad or params):
             return super().forward(x)
         return _RecomputeMlp.apply(x, self, *params)
@@ -116,15 +93,13 @@ class LeanLoRAMlp(Mlp):
 
 def make_lean_lora_mlps(module: nn.Module) -> int:
     """
-    Turn every timm Mlp in ``module`` whose ``fc2`` carries LoRA into a :class:`LeanLoRAMlp`.
-
-    Returns:
-        int: number of MLPs converted.
+    Turn every timm Mlp in ``module`` whose ``fc2`` carries LoRA into a :class:`LeanLoRAMlp`
+    (same parameters, buffers and hooks; only forward changes). Returns how many.
     """
     n = 0
     for m in module.modules():
         if type(m) is Mlp and isinstance(m.fc2, LoRALinear):
-            LeanLoRAMlp.from_mlp(m)
+            m.__class__ = LeanLoRAMlp
             n += 1
     return n
 
@@ -133,9 +108,9 @@ def checkpointed_stage_forward(stage: nn.Module, x: torch.Tensor) -> torch.Tenso
     """
     A timm ConvNeXt stage with a non-reentrant activation checkpoint around each block.
 
-    Each block keeps only its input and is recomputed in backward. Non-reentrant checkpoints
-    give gradients to parameters inside the block even when ``x`` does not require grad (a
-    frozen stem in LoRA training), which the reentrant variant silently does not.
+    Non-reentrant checkpoints give gradients to parameters inside the block even when ``x``
+    does not require grad (a frozen stem in LoRA training), which the reentrant variant (timm's
+    checkpoints can be switched to it) silently does not.
     """
     x = stage.downsample(x)
     for block in stage.blocks:
