@@ -198,7 +198,8 @@ def test_frozen_conv_keeps_only_its_weight():
     conv = nn.Conv2d(8, 8, 7, padding=3, groups=8).requires_grad_(False)
     stock = nn.Conv2d(8, 8, 7, padding=3, groups=8).requires_grad_(False)
     stock.load_state_dict(conv.state_dict())
-    lean = _LeanConv2d.from_conv(conv)
+    conv.__class__ = _LeanConv2d
+    lean = conv
     x = torch.randn(2, 8, 9, 11, requires_grad=True)
     out, sizes = _saved_numels(lambda: lean(x))
     assert sizes == [lean.weight.numel()]

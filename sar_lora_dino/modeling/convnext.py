@@ -1,5 +1,6 @@
 """ConvNeXt (timm) as a detectron2 backbone, with LoRA / frozen / full fine-tuning modes."""
 
+import inspect
 from typing import Dict, Optional, Sequence
 
 import timm
@@ -16,6 +17,19 @@ from .lora import LoRALinear, inject_lora
 __all__ = ["ConvNeXtBackbone", "FINETUNE_MODES"]
 
 FINETUNE_MODES = ("frozen", "lora", "full")
+# the arguments a yacs config sets, as MODEL.CONVNEXT.<NAME UPPER-CASED>
+_YACS_ARGS = (
+    "arch",
+    "out_features",
+    "drop_path_rate",
+    "use_checkpoint",
+    "finetune",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_targets",
+    "trainable_stages",
+)
 
 
 class _ConvInputGradOnly(torch.autograd.Function):
@@ -44,12 +58,8 @@ class _LeanConv2d(nn.Conv2d):
     A stock convolution saves its input for the weight gradient even when the weight does not
     require grad; in LoRA mode that would keep every frozen depthwise/downsample conv input alive.
     The choice is made per call from ``requires_grad``, so unfreezing later stays correct.
+    An nn.Conv2d becomes one by ``conv.__class__ = _LeanConv2d`` (only forward changes).
     """
-
-    @classmethod
-    def from_conv(cls, conv: nn.Conv2d) -> "_LeanConv2d":
-        conv.__class__ = cls  # same parameters, buffers and hooks; only forward changes
-        return conv
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frozen = not any(p.requires_grad for p in (self.weight, self.bias) if p is not None)
@@ -92,7 +102,7 @@ class ConvNeXtBackbone(Backbone):
         use_checkpoint: bool = False,
         finetune: str = "lora",
         lora_r: int = 16,
-        lora_alpha: float = 32,
+        lora_alpha: float = 32.0,
         lora_dropout: float = 0.0,
         lora_targets: Sequence[str] = ("mlp.fc1", "mlp.fc2"),
         trainable_stages: Sequence[int] = (),
@@ -138,11 +148,7 @@ class ConvNeXtBackbone(Backbone):
                 "ConvNeXtBackbone: trainable_stages only applies to finetune='frozen' or 'lora'; "
                 "with finetune='full' every stage already trains"
             )
-        overrides = {}
-        if depths is not None:
-            overrides["depths"] = tuple(depths)
-        if dims is not None:
-            overrides["dims"] = tuple(dims)
+        overrides = {k: tuple(v) for k, v in (("depths", depths), ("dims", dims)) if v is not None}
         model = timm.create_model(
             arch, pretrained=False, num_classes=0, drop_path_rate=drop_path_rate, **overrides
         )
@@ -154,9 +160,6 @@ class ConvNeXtBackbone(Backbone):
         self.stages = model.stages
 
         names = [f"res{i + 2}" for i in range(4)]
-        info = model.feature_info
-        self._out_feature_channels = {n: info[i]["num_chs"] for i, n in enumerate(names)}
-        self._out_feature_strides = {n: info[i]["reduction"] for i, n in enumerate(names)}
         out_features = list(out_features)
         unknown = [f for f in out_features if f not in names]
         if not out_features or unknown:
@@ -164,22 +167,20 @@ class ConvNeXtBackbone(Backbone):
                 f"ConvNeXtBackbone: out_features must be a non-empty subset of {names}, "
                 f"got {out_features}"
             )
+        info = {name: model.feature_info[i] for i, name in enumerate(names)}
         self._out_features = out_features
-        self._out_feature_channels = {f: self._out_feature_channels[f] for f in out_features}
-        self._out_feature_strides = {f: self._out_feature_strides[f] for f in out_features}
+        self._out_feature_channels = {f: info[f]["num_chs"] for f in out_features}
+        self._out_feature_strides = {f: info[f]["reduction"] for f in out_features}
         self._last_stage = max(names.index(f) for f in out_features)
 
         self.arch = arch
         self.finetune = finetune
         self.trainable_stages = trainable_stages
-        self.lora_layers = []
         if finetune == "lora":
-            self.lora_layers = inject_lora(
-                self.stages, lora_targets, r=lora_r, alpha=lora_alpha, dropout=lora_dropout
-            )
+            inject_lora(self.stages, lora_targets, r=lora_r, alpha=lora_alpha, dropout=lora_dropout)
         for m in self.modules():
             if type(m) is nn.Conv2d:
-                _LeanConv2d.from_conv(m)
+                m.__class__ = _LeanConv2d
         self._apply_freezing()
         model.set_grad_checkpointing(bool(use_checkpoint))
         if lean_lora_mlp and not make_lean_lora_mlps(self.stages):
@@ -196,19 +197,7 @@ class ConvNeXtBackbone(Backbone):
             raise ValueError(
                 f"ConvNeXtBackbone expects 3 input channels, got {input_shape.channels}"
             )
-        c = cfg.MODEL.CONVNEXT
-        return {
-            "arch": c.ARCH,
-            "out_features": c.OUT_FEATURES,
-            "drop_path_rate": c.DROP_PATH_RATE,
-            "use_checkpoint": c.USE_CHECKPOINT,
-            "finetune": c.FINETUNE,
-            "lora_r": c.LORA_R,
-            "lora_alpha": c.LORA_ALPHA,
-            "lora_dropout": c.LORA_DROPOUT,
-            "lora_targets": c.LORA_TARGETS,
-            "trainable_stages": c.TRAINABLE_STAGES,
-        }
+        return {name: cfg.MODEL.CONVNEXT[name.upper()] for name in _YACS_ARGS}
 
     def _apply_freezing(self) -> None:
         if self.finetune == "full":
@@ -254,32 +243,16 @@ class ConvNeXtBackbone(Backbone):
     def size_divisibility(self) -> int:
         return 32
 
-    def output_shape(self) -> Dict[str, ShapeSpec]:
-        return {
-            f: ShapeSpec(
-                channels=self._out_feature_channels[f], stride=self._out_feature_strides[f]
-            )
-            for f in self._out_features
-        }
-
 
 def add_convnext_config(cfg) -> None:
     """
-    Add ``MODEL.CONVNEXT`` defaults to a yacs config, for ``build_backbone`` users.
-
-    Args:
-        cfg (CfgNode): detectron2 config to extend in place.
+    Add ``MODEL.CONVNEXT`` to a yacs config, for ``build_backbone`` users: the defaults of
+    :class:`ConvNeXtBackbone`'s arguments in ``_YACS_ARGS``, upper-cased (``LORA_R``, ...).
     """
     from detectron2.config import CfgNode as CN
 
+    defaults = inspect.signature(ConvNeXtBackbone.__init__).parameters
     cfg.MODEL.CONVNEXT = CN()
-    cfg.MODEL.CONVNEXT.ARCH = "convnext_small"
-    cfg.MODEL.CONVNEXT.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
-    cfg.MODEL.CONVNEXT.DROP_PATH_RATE = 0.0
-    cfg.MODEL.CONVNEXT.USE_CHECKPOINT = False
-    cfg.MODEL.CONVNEXT.FINETUNE = "lora"
-    cfg.MODEL.CONVNEXT.LORA_R = 16
-    cfg.MODEL.CONVNEXT.LORA_ALPHA = 32.0
-    cfg.MODEL.CONVNEXT.LORA_DROPOUT = 0.0
-    cfg.MODEL.CONVNEXT.LORA_TARGETS = ["mlp.fc1", "mlp.fc2"]
-    cfg.MODEL.CONVNEXT.TRAINABLE_STAGES = []
+    for name in _YACS_ARGS:
+        value = defaults[name].default
+        cfg.MODEL.CONVNEXT[name.upper()] = list(value) if isinstance(value, tuple) else value
