@@ -31,9 +31,7 @@ class LowQualityReassignMatcher(Matcher):
     ):
         """
         Args:
-            thresholds (list[float]): IoU thresholds between label levels, as in detectron2.
-            labels (list[int]): label of each level, values in {-1, 0, 1}.
-            allow_low_quality_matches (bool): make every GT's best anchors positive.
+            thresholds, labels, allow_low_quality_matches: as detectron2's :class:`Matcher`.
             low_quality_assign (str): "last_gt" (the original) or "argmax" (detectron2);
                 see the class docstring.
         """
@@ -46,34 +44,17 @@ class LowQualityReassignMatcher(Matcher):
         self.low_quality_assign = low_quality_assign
 
     def __call__(self, match_quality_matrix):
-        """
-        Args:
-            match_quality_matrix (Tensor): (M, N) IoU of M GT boxes and N anchors, >= 0.
-
-        Returns:
-            matches (Tensor[int64]): (N,) matched GT index of every anchor.
-            match_labels (Tensor[int8]): (N,) 1 positive, 0 negative, -1 ignored.
-        """
-        use_original = self.allow_low_quality_matches and self.low_quality_assign == "last_gt"
-        if not use_original or match_quality_matrix.numel() == 0:
-            return super().__call__(match_quality_matrix)
-        assert match_quality_matrix.dim() == 2
-
-        matched_vals, matches = match_quality_matrix.max(dim=0)
-        inner = torch.tensor(self.thresholds[1:-1], dtype=matched_vals.dtype)
-        level = torch.bucketize(matched_vals, inner.to(matched_vals.device), right=True)
-        level_labels = torch.tensor(self.labels, dtype=torch.int8, device=matches.device)
-        match_labels = level_labels[level]
-
-        num_gt = match_quality_matrix.size(0)
-        best_per_gt = match_quality_matrix.max(dim=1).values
-        is_best = match_quality_matrix == best_per_gt[:, None]
-        # 1-based index of the last GT for which the anchor is a best anchor, 0 for none.
-        gt_rank = torch.arange(1, num_gt + 1, device=matches.device)[:, None]
-        last_gt = (is_best * gt_rank).max(dim=0).values
-        reassigned = last_gt > 0
-        matches[reassigned] = last_gt[reassigned] - 1
-        match_labels[reassigned] = 1
+        """As detectron2's :meth:`Matcher.__call__`, with the re-assignment of "last_gt"."""
+        matches, match_labels = super().__call__(match_quality_matrix)
+        iou = match_quality_matrix
+        if self.allow_low_quality_matches and self.low_quality_assign == "last_gt" and iou.numel():
+            # detectron2 has labelled every GT's best anchors positive; re-assign each of them
+            # to the last GT (1-based in last_gt, 0 for none) for which it is a best anchor
+            is_best = iou == iou.max(dim=1).values[:, None]
+            gt_rank = torch.arange(1, iou.size(0) + 1, device=iou.device)[:, None]
+            last_gt = (is_best * gt_rank).max(dim=0).values
+            reassigned = last_gt > 0
+            matches[reassigned] = last_gt[reassigned] - 1
         return matches, match_labels
 
 
