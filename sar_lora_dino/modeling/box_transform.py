@@ -31,7 +31,7 @@ class TwoSidedClampBox2BoxTransform(Box2BoxTransform):
     ):
         """
         Args:
-            weights (4-element tuple): scaling factors of (dx, dy, dw, dh), as in detectron2.
+            weights (4-element tuple): as detectron2's :class:`Box2BoxTransform`.
             scale_clamp (float): dw and dh (after dividing by their weights) are clamped to
                 at most this value, and, when ``two_sided_clamp``, to at least its negative.
             two_sided_clamp (bool): True for the original's ``[-c, c]`` clamp, False for
@@ -41,16 +41,7 @@ class TwoSidedClampBox2BoxTransform(Box2BoxTransform):
         self.two_sided_clamp = two_sided_clamp
 
     def apply_deltas(self, deltas, boxes):
-        """
-        Apply ``deltas`` (dx, dy, dw, dh) to ``boxes``.
-
-        Args:
-            deltas (Tensor): (N, k*4) deltas, k >= 1 box transformations per box.
-            boxes (Tensor): (N, 4) boxes in XYXY format.
-
-        Returns:
-            Tensor: (N, k*4) decoded boxes, in fp32.
-        """
+        """As detectron2's :meth:`Box2BoxTransform.apply_deltas`, with the lower clamp."""
         if not self.two_sided_clamp:
             return super().apply_deltas(deltas, boxes)
         deltas = deltas.float()

@@ -22,9 +22,8 @@ class NoReLULastLevelP6P7(LastLevelP6P7):
     def __init__(self, in_channels, out_channels, in_feature="res5", relu_before_p7=False):
         """
         Args:
-            in_channels (int): channels of ``in_feature``.
-            out_channels (int): channels of P6 and P7.
-            in_feature (str): input of the P6 conv, e.g. "res5" (C5, as the original) or "p5".
+            in_channels, out_channels, in_feature: as detectron2's :class:`LastLevelP6P7`
+                (``in_feature`` "res5" is C5, as the original).
             relu_before_p7 (bool): False for the original's P7 = conv(P6), True for
                 detectron2's P7 = conv(relu(P6)).
         """
@@ -49,8 +48,7 @@ class XavierInitFPN(FPN):
     def __init__(self, *args, init="xavier_uniform", **kwargs):
         """
         Args:
-            args, kwargs: arguments of detectron2's :class:`FPN` (``bottom_up``,
-                ``in_features``, ``out_channels``, ``norm``, ``top_block``, ``fuse_type``).
+            args, kwargs: arguments of detectron2's :class:`FPN`.
             init (str): "xavier_uniform" (the original) re-initialises the lateral, output and
                 top-block convs; "c2_xavier" keeps detectron2's initialisation.
         """
@@ -59,31 +57,20 @@ class XavierInitFPN(FPN):
             raise ValueError(f"XavierInitFPN init must be one of {_FPN_INITS}, got {init!r}")
         self.init = init
         if init == "xavier_uniform":
-            for module in self.fpn_convs():
-                xavier_uniform_fill(module)
+            for conv in self.fpn_convs():
+                nn.init.xavier_uniform_(conv.weight)
+                if conv.bias is not None:
+                    nn.init.zeros_(conv.bias)
 
     def fpn_convs(self):
         """
-        Returns:
-            list[nn.Conv2d]: every conv of the FPN itself (not of ``bottom_up``), laterals
-            and outputs from high to low resolution, then those of the top block.
+        Every conv of the FPN itself (not of ``bottom_up``): laterals and outputs from high to
+        low resolution, then those of the top block.
         """
         convs = [*self.lateral_convs[::-1], *self.output_convs[::-1]]
         if self.top_block is not None:
             convs += [m for m in self.top_block.modules() if isinstance(m, nn.Conv2d)]
         return convs
-
-
-def xavier_uniform_fill(module: nn.Module) -> None:
-    """
-    Initialise a conv as the original's FPN does: Xavier-uniform weight (gain 1), zero bias.
-
-    Args:
-        module (nn.Module): a conv layer with ``weight`` and optionally ``bias``.
-    """
-    nn.init.xavier_uniform_(module.weight)
-    if module.bias is not None:
-        nn.init.zeros_(module.bias)
 
 
 SARFPN = XavierInitFPN  # deprecated alias (saved configs)

@@ -14,12 +14,6 @@ def group_norm_32(num_channels: int) -> nn.GroupNorm:
     ``get_norm(norm, 1)``; for ``"GN"`` that is ``GroupNorm(32, 1)``, which current torch rejects,
     so the stock ``norm="GN"`` head cannot be built there (detectron2 main probes with 32
     channels). The probe's single channel gets one group here; every real layer gets 32.
-
-    Args:
-        num_channels (int): channels to normalise; 1 or a multiple of 32.
-
-    Returns:
-        nn.GroupNorm
     """
     if num_channels == 1:
         return nn.GroupNorm(1, 1)
