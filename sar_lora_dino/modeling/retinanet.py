@@ -60,8 +60,8 @@ class MMDetRetinaNet(RetinaNet):
         """
         Args:
             loss_normalizer (str): "batch" (the original) or "ema" (detectron2).
-            clip_before_nms (bool): True for the original, False for detectron2.
-            drop_empty_before_nms (bool): True for the original, False for detectron2.
+            clip_before_nms, drop_empty_before_nms (bool): True for the original, False for
+                detectron2.
             kwargs: arguments of detectron2's :class:`RetinaNet`.
         """
         super().__init__(**kwargs)
@@ -90,23 +90,16 @@ class MMDetRetinaNet(RetinaNet):
             state_dict[key] = torch.tensor(_EMA_START, dtype=torch.float64)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _ema_losses(self, *args):
-        self.loss_normalizer = float(self.loss_normalizer_ema)  # what _ema_update reads
-        with torch.jit.optimized_execution(False):
-            losses = super().losses(*args)
-        self.loss_normalizer_ema.fill_(self.loss_normalizer)
-        return losses
-
     def losses(self, anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes):
-        """
-        Focal and box-regression losses; see :meth:`RetinaNet.losses` for the arguments.
-
-        Returns:
-            dict[str, Tensor]: "loss_cls" and "loss_box_reg", each divided by the batch's
-            positive count ("batch") or detectron2's EMA of it ("ema").
-        """
+        """:meth:`RetinaNet.losses`, with the normaliser of ``loss_normalizer``."""
         if self.loss_normalizer_mode == "ema":
-            return self._ema_losses(anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes)
+            self.loss_normalizer = float(self.loss_normalizer_ema)  # what detectron2 updates
+            with torch.jit.optimized_execution(False):
+                losses = super().losses(
+                    anchors, pred_logits, gt_labels, pred_anchor_deltas, gt_boxes
+                )
+            self.loss_normalizer_ema.fill_(self.loss_normalizer)
+            return losses
         gt_labels = torch.stack(gt_labels)  # (N, R)
         valid_mask = gt_labels >= 0
         pos_mask = valid_mask & (gt_labels != self.num_classes)
@@ -143,13 +136,7 @@ class MMDetRetinaNet(RetinaNet):
         box_delta: List[Tensor],
         image_size: Tuple[int, int],
     ):
-        """
-        Decode, optionally clip and drop empty boxes, then per-class NMS; see
-        :meth:`RetinaNet.inference_single_image` for the arguments.
-
-        Returns:
-            Instances: at most ``max_detections_per_image`` detections of this image.
-        """
+        """:meth:`RetinaNet.inference_single_image`, with the pre-NMS clip and empty-box drop."""
         pred = self._decode_multi_level_predictions(
             anchors,
             box_cls,
