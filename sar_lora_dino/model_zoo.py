@@ -26,26 +26,18 @@ def _configs_root() -> str:
 
 
 def list_configs() -> List[str]:
-    """
-    Returns:
-        list[str]: names of the shipped detector configs, e.g.
-        ``"sar_lora_dino/retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k.py"``.
-    """
-    root = _configs_root()
-    folder = os.path.join(root, "sar_lora_dino")
+    """Names of the shipped detector configs: ``"sar_lora_dino/<file>.py"``."""
+    folder = os.path.join(_configs_root(), "sar_lora_dino")
     return sorted(f"sar_lora_dino/{f}" for f in os.listdir(folder) if f.endswith(".py"))
 
 
 def get_config_file(config_path: str) -> str:
     """
-    Path of a shipped config, as detectron2's ``model_zoo.get_config_file``.
+    Absolute path of a shipped config, as detectron2's ``model_zoo.get_config_file``.
 
     Args:
         config_path (str): name relative to the configs folder, e.g.
             ``"sar_lora_dino/retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k.py"``.
-
-    Returns:
-        str: the absolute path of the file.
     """
     root = _configs_root()
     path = os.path.normpath(os.path.join(root, config_path))
@@ -60,13 +52,7 @@ def get_config_file(config_path: str) -> str:
 
 def get_config(config_path: str):
     """
-    Load a shipped LazyConfig by name, as detectron2's ``model_zoo.get_config``.
-
-    Args:
-        config_path (str): see :func:`get_config_file`.
-
-    Returns:
-        DictConfig: the config (``model``, ``dataloader``, ``optimizer``, ``lr_multiplier``,
-        ``train``); instantiate its ``model`` to build the detector.
+    Load a shipped LazyConfig by name (see :func:`get_config_file`), as detectron2's
+    ``model_zoo.get_config``; instantiate its ``model`` to build the detector.
     """
     return LazyConfig.load(get_config_file(config_path))

@@ -32,15 +32,11 @@ DIFFERENCES = (
 
 def set_semantics(model, dataloader=None, semantics: str = "original") -> None:
     """
-    Set every switch of :data:`DIFFERENCES` in a LazyConfig to the original's or detectron2's
-    value. The model must be built from our components (the defaults of each are the
-    original's); every :class:`ResizeWH` in the train/test mappers gets its ``backend``, and
-    the training set's ``filter_mode`` follows when it has one.
-
-    Args:
-        model (DictConfig): the ``model`` LazyConfig node.
-        dataloader (DictConfig or None): the ``dataloader`` node.
-        semantics (str): "original" or "detectron2".
+    Set every switch of :data:`DIFFERENCES` in a LazyConfig's ``model`` and ``dataloader``
+    nodes to the original's or detectron2's value (``semantics``). The model must be built from
+    our components (the defaults of each are the original's); every :class:`ResizeWH` in the
+    train/test mappers gets its ``backend``, and the training set's ``filter_mode`` follows
+    when it has one.
     """
     if semantics not in ("original", "detectron2"):
         raise ValueError(f"semantics must be 'original' or 'detectron2', got {semantics!r}")

@@ -1,8 +1,9 @@
 """Backbones, LoRA and the RetinaNet pieces of the original recipe."""
 
-from .box_transform import TwoSidedClampBox2BoxTransform
+# SAR*: the names before the rename (deprecated), so that configs saved by earlier runs still load
+from .box_transform import SARBox2BoxTransform, TwoSidedClampBox2BoxTransform
 from .convnext import ConvNeXtBackbone, add_convnext_config
-from .fpn import NoReLULastLevelP6P7, XavierInitFPN
+from .fpn import SARFPN, NoReLULastLevelP6P7, SARLastLevelP6P7, XavierInitFPN
 from .lora import (
     LoRALinear,
     inject_lora,
@@ -11,12 +12,5 @@ from .lora import (
     merged_state_dict,
     unmerge_lora,
 )
-from .matcher import LowQualityReassignMatcher
-from .retinanet import MMDetRetinaNet
-
-# The names before the rename, so that configs saved by earlier runs still load.
-SARBox2BoxTransform = TwoSidedClampBox2BoxTransform  # deprecated alias (saved configs)
-SARFPN = XavierInitFPN  # deprecated alias (saved configs)
-SARLastLevelP6P7 = NoReLULastLevelP6P7  # deprecated alias (saved configs)
-SARMatcher = LowQualityReassignMatcher  # deprecated alias (saved configs)
-SARRetinaNet = MMDetRetinaNet  # deprecated alias (saved configs)
+from .matcher import LowQualityReassignMatcher, SARMatcher
+from .retinanet import MMDetRetinaNet, SARRetinaNet

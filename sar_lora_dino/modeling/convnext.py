@@ -117,17 +117,14 @@ class ConvNeXtBackbone(Backbone):
                 load weights with :class:`sar_lora_dino.checkpoint.MultiFormatCheckpointer`.
             out_features (list[str]): subset of "res2".."res5" to return.
             drop_path_rate (float): stochastic depth rate of the timm model.
-            use_checkpoint (bool): gradient checkpointing of the blocks (timm
-                ``set_grad_checkpointing``); trades compute for memory in training.
+            use_checkpoint (bool): timm's gradient checkpointing of the blocks.
             finetune (str): one of "frozen", "lora", "full".
-            lora_r (int): LoRA rank (lora mode only).
-            lora_alpha (float): LoRA scaling numerator; scaling = alpha / r.
-            lora_dropout (float): dropout on the LoRA branch.
+            lora_r, lora_alpha, lora_dropout: the adapters' r, alpha and dropout
+                (:class:`LoRALinear`).
             lora_targets (list[str]): qualified-name suffixes of the Linear layers to wrap.
             trainable_stages (list[int]): stage indices (0-3) that train fully in "frozen" or
                 "lora" mode.
-            depths (list[int] or None): override the blocks per stage (tiny test models).
-            dims (list[int] or None): override the channels per stage.
+            depths, dims (list[int] or None): override the blocks and channels per stage.
             lean_lora_mlp (bool): LoRA MLPs keep only their input for backward and recompute
                 fc1 + GELU (:class:`~sar_lora_dino.modeling.lean_lora.LeanLoRAMlp`); same
                 gradients, less memory, a little more time.
@@ -218,12 +215,8 @@ class ConvNeXtBackbone(Backbone):
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         """
-        Args:
-            x (Tensor): images, (N, 3, H, W).
-
-        Returns:
-            dict[str->Tensor]: the requested ``res*`` features; spatial size H // stride
-            (floor), e.g. 200x249 -> res2 50x62, res5 6x7.
+        Returns the requested ``res*`` features of images ``x`` (N, 3, H, W); spatial size
+        H // stride (floor), e.g. 200x249 -> res2 50x62, res5 6x7.
         """
         if x.dim() != 4:
             raise ValueError(f"ConvNeXtBackbone takes (N, C, H, W) input, got {tuple(x.shape)}")

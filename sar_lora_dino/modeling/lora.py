@@ -29,19 +29,14 @@ class LoRALinear(nn.Linear):
 
     The base parameters keep the names ``weight`` and ``bias`` so a plain checkpoint of the
     unwrapped model (e.g. ``...mlp.fc1.weight``) loads unchanged; ``lora_A`` (r x in) starts
-    Kaiming-uniform and ``lora_B`` (out x r) starts at zero, so a fresh adapter is an exact no-op.
+    Kaiming-uniform and ``lora_B`` (out x r) at zero, so a fresh adapter is an exact no-op.
+    Backward keeps only the input and the r-wide hidden product (the frozen base keeps none).
 
-    Memory: the base product is computed with ``F.linear`` on a frozen weight, which keeps no
-    activation for backward, and the low-rank update is added into that output in place, so the
-    only activations saved are the input (needed for ``lora_A``'s gradient anyway) and the r-wide
-    hidden product.
-
-    Merging folds ``B A`` into ``weight``; it happens only through :meth:`merge` and is undone by
-    :meth:`unmerge`, never implicitly in ``train()``/``eval()``. A merged layer is for inference
-    only (as in peft): its forward raises in training mode. Its state dict still holds the
-    unmerged base weight beside the adapter (the merge is taken out of a copy), so a checkpoint
-    never counts the update twice; loading into a merged layer unmerges it first. To export a
-    model without adapters use :func:`merged_state_dict`.
+    Merging folds ``B A`` into ``weight``, only through :meth:`merge` (undone by :meth:`unmerge`),
+    never implicitly in ``train()``/``eval()``; a merged layer is for inference only (as in
+    peft). Its state dict still holds the unmerged base weight beside the adapter, so a
+    checkpoint never counts the update twice; loading into a merged layer unmerges it first.
+    To export a model without adapters use :func:`merged_state_dict`.
     """
 
     def __init__(
