@@ -44,16 +44,15 @@ class _RecomputeMlp(torch.autograd.Function):
             g = mlp.norm(mlp.drop1(mlp.act(mlp.fc1(leaf))))
             g2 = g.reshape(-1, fc2.in_features)
             update = fc2._add_update_(torch.zeros_like(dy2), g2)
-        # F.linear(g2, W, b) is addmm(b, g2, W^T); its input gradient is dy @ W
-        dg_base = dy2.mm(fc2.weight.to(dy2.dtype)) if g2.requires_grad else None
         inputs = ([leaf] if u.requires_grad else []) + list(ctx.params)
         outputs, grad_outputs = [update], [dy2]
         if g2.requires_grad:  # fc1 or the MLP input needs gradients
             outputs.append(g2)
-            grad_outputs.append(dg_base)
-        grads = torch.autograd.grad(outputs, inputs, grad_outputs)
-        du = grads[0] if u.requires_grad else None
-        return (du, None) + tuple(grads[1:] if u.requires_grad else grads)
+            # F.linear(g2, W, b) is addmm(b, g2, W^T); its input gradient is dy @ W
+            grad_outputs.append(dy2.mm(fc2.weight.to(dy2.dtype)))
+        grads = list(torch.autograd.grad(outputs, inputs, grad_outputs))
+        du = grads.pop(0) if u.requires_grad else None
+        return (du, None, *grads)
 
 
 class LeanLoRAMlp(Mlp):

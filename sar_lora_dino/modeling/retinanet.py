@@ -1,16 +1,13 @@
 """RetinaNet with the original's loss normaliser and pre-NMS box handling as switches."""
 
 import logging
-from typing import List, Tuple
 
 import torch
 from detectron2.layers import batched_nms, cat
 from detectron2.modeling import RetinaNet
 from detectron2.modeling.box_regression import _dense_box_regression_loss
-from detectron2.structures import Boxes
 from detectron2.utils.events import get_event_storage
 from fvcore.nn import sigmoid_focal_loss
-from torch import Tensor
 from torch.nn import functional as F
 
 __all__ = ["MMDetRetinaNet"]
@@ -129,13 +126,7 @@ class MMDetRetinaNet(RetinaNet):
         )
         return {"loss_cls": loss_cls / normalizer, "loss_box_reg": loss_box_reg / normalizer}
 
-    def inference_single_image(
-        self,
-        anchors: List[Boxes],
-        box_cls: List[Tensor],
-        box_delta: List[Tensor],
-        image_size: Tuple[int, int],
-    ):
+    def inference_single_image(self, anchors, box_cls, box_delta, image_size):
         """:meth:`RetinaNet.inference_single_image`, with the pre-NMS clip and empty-box drop."""
         pred = self._decode_multi_level_predictions(
             anchors,
