@@ -10,8 +10,9 @@ from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from .lean_lora import checkpointed_stage_forward, make_lean_lora_mlps
+from .lean_lora import make_lean_lora_mlps
 from .lora import LoRALinear, inject_lora
 
 __all__ = ["ConvNeXtBackbone", "FINETUNE_MODES"]
@@ -223,10 +224,15 @@ class ConvNeXtBackbone(Backbone):
         outputs = {}
         x = self.stem(x)
         for i in range(self._last_stage + 1):
-            if i in self.checkpoint_stages:
-                x = checkpointed_stage_forward(self.stages[i], x)
+            stage = self.stages[i]
+            if i in self.checkpoint_stages and torch.is_grad_enabled() and self.training:
+                # non-reentrant: blocks get gradients even when x needs none (a frozen stem),
+                # where reentrant checkpoints (which timm's can be switched to) give none
+                x = stage.downsample(x)
+                for block in stage.blocks:
+                    x = checkpoint(block, x, use_reentrant=False)
             else:
-                x = self.stages[i](x)
+                x = stage(x)
             name = f"res{i + 2}"
             if name in self._out_features:
                 outputs[name] = x

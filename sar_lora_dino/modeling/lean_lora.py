@@ -1,13 +1,12 @@
-"""Memory-lean training of LoRA ConvNeXt blocks: a recomputing MLP and per-block checkpoints."""
+"""Memory-lean training of LoRA MLPs: keep only the input, recompute fc1 in backward."""
 
 import torch
 from timm.layers import Mlp
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from .lora import LoRALinear
 
-__all__ = ["LeanLoRAMlp", "make_lean_lora_mlps", "checkpointed_stage_forward"]
+__all__ = ["LeanLoRAMlp", "make_lean_lora_mlps"]
 
 
 class _RecomputeMlp(torch.autograd.Function):
@@ -101,20 +100,3 @@ def make_lean_lora_mlps(module: nn.Module) -> int:
             m.__class__ = LeanLoRAMlp
             n += 1
     return n
-
-
-def checkpointed_stage_forward(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """
-    A timm ConvNeXt stage with a non-reentrant activation checkpoint around each block.
-
-    Non-reentrant checkpoints give gradients to parameters inside the block even when ``x``
-    does not require grad (a frozen stem in LoRA training), which the reentrant variant (timm's
-    checkpoints can be switched to it) silently does not.
-    """
-    x = stage.downsample(x)
-    for block in stage.blocks:
-        if torch.is_grad_enabled() and stage.training:
-            x = checkpoint(block, x, use_reentrant=False)
-        else:
-            x = block(x)
-    return x

@@ -12,10 +12,10 @@ class LowQualityReassignMatcher(Matcher):
     """
     detectron2's IoU :class:`Matcher` with the original's low-quality matching available.
 
-    Both first label each anchor by its best IoU over the GT boxes (``thresholds`` and
-    ``labels`` as in detectron2: for [0.4, 0.5] and [0, -1, 1], IoU < 0.4 is negative,
-    0.4 <= IoU < 0.5 ignored, IoU >= 0.5 positive, matched to the argmax GT). Then, with
-    ``allow_low_quality_matches``, every GT's best anchors (all ties) become positive:
+    Both first label each anchor by its best IoU as detectron2 does (for thresholds [0.4, 0.5]
+    and labels [0, -1, 1]: < 0.4 negative, < 0.5 ignored, else positive, matched to the argmax
+    GT). Then, with ``allow_low_quality_matches``, every GT's best anchors (ties too) become
+    positive:
 
     * "last_gt" (the original, MMDetection ``MaxIoUAssigner`` with ``min_pos_iou=0`` and
       ``gt_max_assign_all=True``): those anchors are re-assigned to that GT, GTs taken in
