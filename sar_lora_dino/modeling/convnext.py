@@ -64,13 +64,12 @@ class _LeanConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frozen = not any(p.requires_grad for p in (self.weight, self.bias) if p is not None)
-        if not (frozen and torch.is_grad_enabled() and x.requires_grad):
-            return super().forward(x)
-        if self.padding_mode != "zeros" or isinstance(self.padding, str):
-            return super().forward(x)
-        return _ConvInputGradOnly.apply(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
+        zero_padded = self.padding_mode == "zeros" and not isinstance(self.padding, str)
+        if frozen and zero_padded and torch.is_grad_enabled() and x.requires_grad:
+            return _ConvInputGradOnly.apply(
+                x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
+            )
+        return super().forward(x)
 
 
 @BACKBONE_REGISTRY.register()
