@@ -54,13 +54,7 @@ class MMDetRetinaNet(RetinaNet):
         drop_empty_before_nms: bool = True,
         **kwargs,
     ):
-        """
-        Args:
-            loss_normalizer (str): "batch" (the original) or "ema" (detectron2).
-            clip_before_nms, drop_empty_before_nms (bool): True for the original, False for
-                detectron2.
-            kwargs: arguments of detectron2's :class:`RetinaNet`.
-        """
+        """``kwargs`` are detectron2's :class:`RetinaNet` arguments; the switches: see above."""
         super().__init__(**kwargs)
         if loss_normalizer not in _LOSS_NORMALIZERS:
             raise ValueError(
