@@ -19,8 +19,9 @@ class TwoSidedClampBox2BoxTransform(Box2BoxTransform):
     The original (MMDetection ``DeltaXYWHBBoxCoder``) clamps dw and dh to
     ``[-log(1000/16), +log(1000/16)]`` before ``exp``; detectron2 only clamps from above,
     so a strongly negative dw decodes to a box far thinner than the original's (for a
-    64 px anchor, dw = -6 gives 0.16 px instead of 1.02 px). Encoding (``get_deltas``) is
-    unchanged.
+    64 px anchor, dw = -6 gives 0.16 px instead of 1.02 px). ``two_sided_clamp=True`` clamps
+    dw and dh (divided by their weights) to ``[-scale_clamp, scale_clamp]`` as the original,
+    False only from above as detectron2. Encoding (``get_deltas``) is unchanged.
     """
 
     def __init__(
@@ -29,14 +30,6 @@ class TwoSidedClampBox2BoxTransform(Box2BoxTransform):
         scale_clamp: float = _SCALE_CLAMP,
         two_sided_clamp: bool = True,
     ):
-        """
-        Args:
-            weights (4-element tuple): as detectron2's :class:`Box2BoxTransform`.
-            scale_clamp (float): dw and dh (after dividing by their weights) are clamped to
-                at most this value, and, when ``two_sided_clamp``, to at least its negative.
-            two_sided_clamp (bool): True for the original's ``[-c, c]`` clamp, False for
-                detectron2's upper-only clamp.
-        """
         super().__init__(weights, scale_clamp=scale_clamp)
         self.two_sided_clamp = two_sided_clamp
 

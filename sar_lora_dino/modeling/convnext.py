@@ -197,16 +197,13 @@ class ConvNeXtBackbone(Backbone):
         return {name: cfg.MODEL.CONVNEXT[name.upper()] for name in _YACS_ARGS}
 
     def _apply_freezing(self) -> None:
-        if self.finetune == "full":
-            self.requires_grad_(True)
-            return
-        self.requires_grad_(False)
-        for idx in self.trainable_stages:
-            parts = [self.stages[idx]] + ([self.stem] if idx == 0 else [])
-            for part in parts:
-                part.requires_grad_(True)
         # LayerNorm keeps no running statistics, so freezing a norm is only requires_grad.
-        for m in self.modules():
+        self.requires_grad_(self.finetune == "full")
+        for idx in self.trainable_stages:  # none with "full"
+            self.stages[idx].requires_grad_(True)
+            if idx == 0:
+                self.stem.requires_grad_(True)
+        for m in self.modules():  # none with "full" or "frozen"
             if isinstance(m, LoRALinear):
                 for p in m.base_parameters():
                     p.requires_grad_(False)

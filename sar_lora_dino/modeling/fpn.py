@@ -11,22 +11,16 @@ _FPN_INITS = ("xavier_uniform", "c2_xavier")
 
 class NoReLULastLevelP6P7(LastLevelP6P7):
     """
-    RetinaNet's P6/P7 block: P6 = conv(C5 or P5), P7 = conv(P6) or conv(relu(P6)).
+    detectron2's :class:`LastLevelP6P7` (P6 = conv(``in_feature``), "res5" = C5 as the
+    original) with P7 = conv(P6), or conv(relu(P6)) with ``relu_before_p7``.
 
     The original (MMDetection FPN, ``add_extra_convs="on_input"``,
-    ``relu_before_extra_convs=False``) feeds P6 to the P7 conv as is; detectron2's
-    :class:`LastLevelP6P7` applies a ReLU first. Parameter names (``p6``, ``p7``) and
-    shapes are detectron2's, so checkpoints load either way.
+    ``relu_before_extra_convs=False``) feeds P6 to the P7 conv as is; detectron2 applies a
+    ReLU first. Parameter names (``p6``, ``p7``) and shapes are detectron2's, so checkpoints
+    load either way.
     """
 
     def __init__(self, in_channels, out_channels, in_feature="res5", relu_before_p7=False):
-        """
-        Args:
-            in_channels, out_channels, in_feature: as detectron2's :class:`LastLevelP6P7`
-                (``in_feature`` "res5" is C5, as the original).
-            relu_before_p7 (bool): False for the original's P7 = conv(P6), True for
-                detectron2's P7 = conv(relu(P6)).
-        """
         super().__init__(in_channels, out_channels, in_feature=in_feature)
         self.relu_before_p7 = relu_before_p7
 
@@ -38,20 +32,15 @@ class NoReLULastLevelP6P7(LastLevelP6P7):
 
 class XavierInitFPN(FPN):
     """
-    detectron2's :class:`FPN` whose convs can be initialised as in the original.
+    detectron2's :class:`FPN` (same arguments) whose convs can be initialised as in the original.
 
-    The original initialises every FPN conv (laterals, outputs, P6, P7) with Xavier-uniform
-    (gain 1) and zero bias; detectron2 uses ``c2_xavier_fill`` (Kaiming-uniform, a=1), whose
-    bound differs on the 1x1 lateral convs and on P6. Everything else is detectron2's FPN.
+    ``init="xavier_uniform"`` re-initialises every FPN conv (laterals, outputs, P6, P7) as the
+    original does, Xavier-uniform (gain 1) and zero bias; ``"c2_xavier"`` keeps detectron2's
+    ``c2_xavier_fill`` (Kaiming-uniform, a=1), whose bound differs on the 1x1 lateral convs
+    and on P6.
     """
 
     def __init__(self, *args, init="xavier_uniform", **kwargs):
-        """
-        Args:
-            args, kwargs: arguments of detectron2's :class:`FPN`.
-            init (str): "xavier_uniform" (the original) re-initialises the lateral, output and
-                top-block convs; "c2_xavier" keeps detectron2's initialisation.
-        """
         super().__init__(*args, **kwargs)
         if init not in _FPN_INITS:
             raise ValueError(f"XavierInitFPN init must be one of {_FPN_INITS}, got {init!r}")

@@ -10,7 +10,8 @@ _LOW_QUALITY_ASSIGN = ("last_gt", "argmax")
 
 class LowQualityReassignMatcher(Matcher):
     """
-    detectron2's IoU :class:`Matcher` with the original's low-quality matching available.
+    detectron2's IoU :class:`Matcher` (same arguments) with the original's low-quality
+    matching as ``low_quality_assign``.
 
     Both first label each anchor by its best IoU as detectron2 does (for thresholds [0.4, 0.5]
     and labels [0, -1, 1]: < 0.4 negative, < 0.5 ignored, else positive, matched to the argmax
@@ -29,12 +30,6 @@ class LowQualityReassignMatcher(Matcher):
     def __init__(
         self, thresholds, labels, allow_low_quality_matches=True, low_quality_assign="last_gt"
     ):
-        """
-        Args:
-            thresholds, labels, allow_low_quality_matches: as detectron2's :class:`Matcher`.
-            low_quality_assign (str): "last_gt" (the original) or "argmax" (detectron2);
-                see the class docstring.
-        """
         super().__init__(list(thresholds), list(labels), allow_low_quality_matches)
         if low_quality_assign not in _LOW_QUALITY_ASSIGN:
             raise ValueError(
