@@ -183,6 +183,8 @@ def test_registry_and_yacs_config():
     assert BACKBONE_REGISTRY.get("ConvNeXtBackbone") is ConvNeXtBackbone
     cfg = get_cfg()
     add_convnext_config(cfg)
+    assert cfg.MODEL.CONVNEXT.LORA_TARGETS == ["mlp.fc1", "mlp.fc2"]
+    assert isinstance(cfg.MODEL.CONVNEXT.LORA_ALPHA, float)  # a yaml may set 16.0
     cfg.MODEL.BACKBONE.NAME = "ConvNeXtBackbone"
     cfg.MODEL.CONVNEXT.ARCH = "convnext_tiny"
     cfg.MODEL.CONVNEXT.FINETUNE = "frozen"
