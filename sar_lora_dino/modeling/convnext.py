@@ -18,19 +18,8 @@ from .lora import LoRALinear, inject_lora
 __all__ = ["ConvNeXtBackbone", "FINETUNE_MODES"]
 
 FINETUNE_MODES = ("frozen", "lora", "full")
-# the arguments a yacs config sets, as MODEL.CONVNEXT.<NAME UPPER-CASED>
-_YACS_ARGS = (
-    "arch",
-    "out_features",
-    "drop_path_rate",
-    "use_checkpoint",
-    "finetune",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "lora_targets",
-    "trainable_stages",
-)
+# constructor arguments a yacs config does not set (every other one is MODEL.CONVNEXT.<NAME>)
+_LAZYCONFIG_ONLY = ("depths", "dims", "lean_lora_mlp", "checkpoint_stages")
 
 
 class _ConvInputGradOnly(torch.autograd.Function):
@@ -87,7 +76,7 @@ class ConvNeXtBackbone(Backbone):
     * ``"lora"``: LoRA adapters in ``lora_targets``; only ``lora_A``/``lora_B`` train.
     * ``"full"``: every backbone parameter trains; no LoRA.
 
-    ``trainable_stages`` unfreezes whole stages in "frozen"/"lora" mode (stage i with its
+    ``trainable_stages`` (0-3) unfreezes whole stages in "frozen"/"lora" mode (stage i with its
     downsampling layer; stage 0's downsampling layer is the stem), except the base weight and
     bias of LoRA-wrapped layers, which stay frozen. Freezing is decided from module types and
     stage indices and never touches modules outside the backbone.
@@ -118,12 +107,10 @@ class ConvNeXtBackbone(Backbone):
             out_features (list[str]): subset of "res2".."res5" to return.
             drop_path_rate (float): stochastic depth rate of the timm model.
             use_checkpoint (bool): timm's gradient checkpointing of the blocks.
-            finetune (str): one of "frozen", "lora", "full".
+            finetune, trainable_stages: see the class docstring.
             lora_r, lora_alpha, lora_dropout: the adapters' r, alpha and dropout
                 (:class:`LoRALinear`).
             lora_targets (list[str]): qualified-name suffixes of the Linear layers to wrap.
-            trainable_stages (list[int]): stage indices (0-3) that train fully in "frozen" or
-                "lora" mode.
             depths, dims (list[int] or None): override the blocks and channels per stage.
             lean_lora_mlp (bool): LoRA MLPs keep only their input for backward and recompute
                 fc1 + GELU (:class:`~sar_lora_dino.modeling.lean_lora.LeanLoRAMlp`); same
@@ -194,7 +181,7 @@ class ConvNeXtBackbone(Backbone):
             raise ValueError(
                 f"ConvNeXtBackbone expects 3 input channels, got {input_shape.channels}"
             )
-        return {name: cfg.MODEL.CONVNEXT[name.upper()] for name in _YACS_ARGS}
+        return {key.lower(): value for key, value in cfg.MODEL.CONVNEXT.items()}
 
     def _apply_freezing(self) -> None:
         # LayerNorm keeps no running statistics, so freezing a norm is only requires_grad.
@@ -242,12 +229,12 @@ class ConvNeXtBackbone(Backbone):
 def add_convnext_config(cfg) -> None:
     """
     Add ``MODEL.CONVNEXT`` to a yacs config, for ``build_backbone`` users: the defaults of
-    :class:`ConvNeXtBackbone`'s arguments in ``_YACS_ARGS``, upper-cased (``LORA_R``, ...).
+    :class:`ConvNeXtBackbone`'s arguments, upper-cased (``LORA_R``, ...).
     """
     from detectron2.config import CfgNode as CN
 
-    defaults = inspect.signature(ConvNeXtBackbone.__init__).parameters
     cfg.MODEL.CONVNEXT = CN()
-    for name in _YACS_ARGS:
-        value = defaults[name].default
-        cfg.MODEL.CONVNEXT[name.upper()] = list(value) if isinstance(value, tuple) else value
+    for name, arg in inspect.signature(ConvNeXtBackbone.__init__).parameters.items():
+        if name != "self" and name not in _LAZYCONFIG_ONLY:
+            value = arg.default
+            cfg.MODEL.CONVNEXT[name.upper()] = list(value) if isinstance(value, tuple) else value
