@@ -33,11 +33,9 @@ def list_configs() -> List[str]:
 
 def get_config_file(config_path: str) -> str:
     """
-    Absolute path of a shipped config, as detectron2's ``model_zoo.get_config_file``.
-
-    Args:
-        config_path (str): name relative to the configs folder, e.g.
-            ``"sar_lora_dino/retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k.py"``.
+    Absolute path of a shipped config by its name relative to the configs folder (e.g.
+    ``"sar_lora_dino/retinanet_dinov3_convnexts_lora_r16_fc1fc2_sardet100k.py"``), as
+    detectron2's ``model_zoo.get_config_file``.
     """
     root = _configs_root()
     path = os.path.normpath(os.path.join(root, config_path))

@@ -25,7 +25,8 @@ CONV_MLP_VARIANTS = (
 
 class LoRALinear(nn.Linear):
     """
-    A frozen nn.Linear plus a trainable low-rank update: ``y = W x + b + (alpha / r) * B A x``.
+    A frozen nn.Linear plus a trainable low-rank update: ``y = W x + b + (alpha / r) * B A x``,
+    rank ``r`` a positive int, ``dropout`` in [0, 1) on the LoRA branch's input only.
 
     The base parameters keep the names ``weight`` and ``bias`` so a plain checkpoint of the
     unwrapped model (e.g. ``...mlp.fc1.weight``) loads unchanged; ``lora_A`` (r x in) starts
@@ -50,13 +51,6 @@ class LoRALinear(nn.Linear):
         device=None,
         dtype=None,
     ):
-        """
-        Args:
-            r (int): rank of the update; must be positive.
-            alpha (float): the update is scaled by ``alpha / r``.
-            dropout (float): dropout probability on the LoRA branch's input only, in [0, 1).
-            others: as :class:`nn.Linear`.
-        """
         if not isinstance(r, int) or isinstance(r, bool) or r <= 0:
             raise ValueError(f"LoRA rank r must be a positive int, got {r!r}")
         if not 0.0 <= float(dropout) < 1.0:
@@ -86,7 +80,7 @@ class LoRALinear(nn.Linear):
     ) -> "LoRALinear":
         """
         Wrap an existing layer; its ``weight``/``bias`` Parameters are shared (not copied) and
-        frozen. ``r``, ``alpha``, ``dropout``: see :meth:`__init__`.
+        frozen. ``r``, ``alpha``, ``dropout``: see the class docstring.
         """
         if type(linear) is not nn.Linear:
             raise TypeError(f"from_linear expects an nn.Linear, got {type(linear).__name__}")
