@@ -16,12 +16,6 @@ __all__ = [
     "merged_state_dict",
 ]
 
-# timm ConvNeXt variants whose blocks use 1x1 Conv2d MLPs (`conv_mlp=True`).
-CONV_MLP_VARIANTS = (
-    "convnext_zepto_rms*, convnext_atto*, convnext_femto*, convnext_pico*, convnext_nano*, "
-    "convnext_tiny_hnf, convnextv2_atto/femto/pico/nano"
-)
-
 
 class LoRALinear(nn.Linear):
     """
@@ -194,9 +188,10 @@ def inject_lora(
         if isinstance(child, nn.Conv2d):
             raise ValueError(
                 f"inject_lora: '{name}' is a {tuple(child.kernel_size)} Conv2d, not nn.Linear. "
-                f"ConvNeXt variants built with conv_mlp=True ({CONV_MLP_VARIANTS}) use 1x1 conv "
-                "MLPs, which LoRA injection does not support; use a variant with Linear MLPs "
-                "(e.g. convnext_tiny/small/base/large)."
+                "ConvNeXt variants built with conv_mlp=True (convnext_zepto_rms*, convnext_atto*, "
+                "convnext_femto*, convnext_pico*, convnext_nano*, convnext_tiny_hnf, "
+                "convnextv2_atto/femto/pico/nano) use 1x1 conv MLPs, which LoRA injection does "
+                "not support; use a variant with Linear MLPs (e.g. convnext_tiny/small/base/large)."
             )
         if type(child) is not nn.Linear:
             raise ValueError(
