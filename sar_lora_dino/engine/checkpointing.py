@@ -5,7 +5,6 @@ import re
 import shutil
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from sar_lora_dino.checkpoint.checkpointer import (
     _ADAPTER_SOURCE,
@@ -13,7 +12,7 @@ from sar_lora_dino.checkpoint.checkpointer import (
     MultiFormatCheckpointer,
     state_dict_mismatch,
 )
-from sar_lora_dino.checkpoint.fingerprint import RANDOM_INIT, file_fingerprint, same_weights
+from sar_lora_dino.checkpoint.fingerprint import file_fingerprint, same_weights
 from sar_lora_dino.utils.io import TEMP_PREFIX, atomic_write
 
 __all__ = [
@@ -130,12 +129,8 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
         self.extra_state = {}
         self.last_saved = None  # {"path": ..., "iteration": ...} of the last tagged save
 
-    def _module(self):
-        model = self.model
-        return model.module if isinstance(model, DistributedDataParallel) else model
-
     def _model_state(self):
-        module = self._module()
+        module = self.model  # fvcore's Checkpointer already unwrapped DDP
         state = module.state_dict()
         if not self.trainable_only:
             return state, None
@@ -235,7 +230,7 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
         keys = {
             k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()
         }
-        module = self._module()
+        module = self.model
         model_shapes = {k: v.shape for k, v in module.state_dict().items()}
         # state a module fills itself when a file lacks it (e.g. MMDetRetinaNet's EMA normaliser)
         optional = {
@@ -251,10 +246,3 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
                 "trained with another config (e.g. another LoRA rank or targets)?"
             )
 
-
-def init_fingerprint(path):
-    """
-    Returns:
-        dict or str: :func:`file_fingerprint` of ``path``, or :data:`RANDOM_INIT` when empty.
-    """
-    return file_fingerprint(path) if path else RANDOM_INIT
