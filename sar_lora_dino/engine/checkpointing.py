@@ -245,4 +245,3 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
                 f"{source} does not fit this config's model: {'; '.join(problems)}. Was it "
                 "trained with another config (e.g. another LoRA rank or targets)?"
             )
-

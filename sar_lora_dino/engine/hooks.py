@@ -11,87 +11,88 @@ from detectron2.utils import comm
 from .checkpointing import prune_checkpoints
 from .trainer import rng_state
 
-__all__ = ["BestCheckpointer", "CheckpointOnSignal", "PeriodicCheckpointer", "TrainingStopped"]
+__all__ = [
+    "BestCheckpointer",
+    "CheckpointOnSignal",
+    "PeriodicCheckpointer",
+    "TrainingStopped",
+    "save_state",
+]
 
 logger = logging.getLogger(__name__)
+
+
+def save_state(trainer, checkpointer, name, iteration, max_to_keep=None):
+    """
+    Save the training state after ``iteration`` as ``name.pth``, with the random states of
+    every rank, then prune periodic files beyond ``max_to_keep``. Every rank calls it (the
+    states are gathered); rank 0 writes.
+    """
+    current = trainer.iter
+    trainer.iter, trainer.gathered_rng = iteration, comm.all_gather(rng_state())
+    try:
+        if comm.is_main_process():
+            checkpointer.save(name, iteration=iteration)
+            removed = prune_checkpoints(checkpointer.save_dir, max_to_keep)
+            if removed:
+                logger.info(f"Removed old checkpoints (max_to_keep={max_to_keep}): {removed}")
+    finally:
+        trainer.iter, trainer.gathered_rng = current, None
 
 
 class BestCheckpointer(HookBase):
     """
     Keep ``model_best.pth``: the weights of the evaluation with the best value of a metric.
 
-    The engine calls :meth:`update` with each evaluation's results. The metric is a key of the
-    flattened results: ``bbox/AP`` for one test dataset, ``<dataset>/bbox/AP`` for several (a
-    bare ``bbox/AP`` then means the first dataset, and the log says so). A missing or NaN
-    metric is a warning, never silently ignored. Unlike detectron2's hook of the same name it
-    does not move ``last_checkpoint`` (``--resume`` continues from the latest state, not the
-    best), and its best value is part of the trainer state, so a resumed run only replaces
-    ``model_best.pth`` with something better.
+    The engine calls :meth:`update` with each evaluation's flattened results. ``bbox/AP`` with
+    several test datasets means the first one's (``<dataset>/bbox/AP``; the log says so). A
+    missing or NaN metric is a warning. Unlike detectron2's hook of the same name it does not
+    move ``last_checkpoint`` (``--resume`` continues from the latest state, not the best), and
+    its best value is part of the trainer state.
+
+    Args:
+        checkpointer (TrainingCheckpointer): saves the file (rank 0 only writes).
+        metric (str): key in the flattened results, e.g. "sardet100k_val/bbox/AP".
+        mode (str): "max" or "min".
+        file_prefix (str): file name without ".pth".
     """
 
     def __init__(self, checkpointer, metric="bbox/AP", mode="max", file_prefix="model_best"):
-        """
-        Args:
-            checkpointer (TrainingCheckpointer): saves the file (rank 0 only writes).
-            metric (str): key of the metric in the flattened results, e.g. "bbox/AP" or
-                "sardet100k_val/bbox/AP".
-            mode (str): "max" or "min".
-            file_prefix (str): file name without ".pth".
-        """
         if mode not in ("max", "min"):
             raise ValueError(f"train.best_checkpointer.mode must be 'max' or 'min', got {mode!r}")
         self._checkpointer = checkpointer
         self._metric = metric
         self._mode = mode
         self._file_prefix = file_prefix
-        self._said = set()
+        self._said_first = False
         self.best_metric = None
         self.best_iter = None
 
-    def _better(self, value):
-        if self.best_metric is None:
-            return True
-        return value > self.best_metric if self._mode == "max" else value < self.best_metric
-
-    def _once(self, message):
-        if message not in self._said:
-            self._said.add(message)
-            logger.warning(message)
-
-    def resolve_key(self, flat, datasets=()):
-        """
-        Args:
-            flat (dict): flattened results (``{"bbox/AP": ...}`` or ``{"ds/bbox/AP": ...}``).
-            datasets (list[str]): the evaluated datasets, in config order.
-
-        Returns:
-            str or None: the key that selects the best checkpoint.
-        """
+    def _key(self, flat, datasets):
         if self._metric in flat:
             return self._metric
-        if len(datasets) > 1 and f"{datasets[0]}/{self._metric}" in flat:
-            key = f"{datasets[0]}/{self._metric}"
-            self._once(
+        key = f"{datasets[0]}/{self._metric}" if len(datasets) > 1 else None
+        if key in flat and not self._said_first:
+            self._said_first = True
+            logger.warning(
                 f"train.best_checkpointer.metric={self._metric!r} with {len(datasets)} test "
                 f"datasets: {key!r} (the first) selects model_best.pth. Name the dataset in "
                 "the metric to choose another."
             )
-            return key
-        return None
+        return key if key in flat else None
 
     def update(self, flat, iteration, datasets=()):
         """
-        Consider one evaluation.
+        Consider one evaluation of the weights after ``iteration``.
 
         Args:
             flat (dict): flattened evaluation results (``flatten_results_dict``).
-            iteration (int): the iteration whose weights were evaluated.
-            datasets (list[str]): the evaluated datasets.
+            datasets (list[str]): the evaluated datasets, in config order.
 
         Returns:
             bool: whether ``model_best.pth`` was written.
         """
-        key = self.resolve_key(flat, datasets)
+        key = self._key(flat, datasets)
         if key is None:
             logger.warning(
                 f"train.best_checkpointer.metric={self._metric!r} is not among the evaluation "
@@ -106,23 +107,23 @@ class BestCheckpointer(HookBase):
                 "threshold?); model_best.pth is not updated."
             )
             return False
-        if not self._better(value):
+        best = self.best_metric
+        if best is not None and (value <= best if self._mode == "max" else value >= best):
             logger.info(
                 f"{key} = {value:.4f} at iteration {iteration}; best stays "
-                f"{self.best_metric:.4f} at iteration {self.best_iter}"
+                f"{best:.4f} at iteration {self.best_iter}"
             )
             return False
-        previous = self.best_metric
         self.best_metric, self.best_iter = value, int(iteration)
         self._checkpointer.save(
             self._file_prefix,
             tag_last=False,
             model_only=True,
             iteration=self.best_iter,
-            best_metric={key: self.best_metric},
+            best_metric={key: value},
         )
         logger.info(
-            f"New best {key} = {value:.4f} at iteration {iteration} (previous {previous}); "
+            f"New best {key} = {value:.4f} at iteration {iteration} (previous {best}); "
             f"saved {self._file_prefix}.pth"
         )
         return True
@@ -135,51 +136,30 @@ class BestCheckpointer(HookBase):
         self.best_iter = state_dict.get("best_iter")
 
 
-def _gather_rng(trainer):
-    """Collect every rank's random state into the trainer before rank 0 saves it."""
-    states = comm.all_gather(rng_state()) if comm.get_world_size() > 1 else [rng_state()]
-    trainer.gathered_rng = states
-
-
 class PeriodicCheckpointer(HookBase):
     """
     Save ``model_{iter:07d}.pth`` every ``period`` iterations and ``model_final.pth`` at the end,
-    then keep only the newest ``max_to_keep`` periodic files in the folder (counting those of
-    earlier runs that were resumed and SIGTERM checkpoints). Runs on every rank (the random states
-    of all ranks go into the file); rank 0 writes.
+    keeping the newest ``max_to_keep`` periodic files in the folder (None or 0: all), those of
+    resumed earlier runs and SIGTERM checkpoints included. Runs on every rank; rank 0 writes.
     """
 
     def __init__(self, checkpointer, period, max_to_keep=None):
-        """
-        Args:
-            checkpointer (TrainingCheckpointer): saves the files.
-            period (int): iterations between checkpoints.
-            max_to_keep (int or None): periodic files kept; None or 0 keeps all.
-        """
         self._checkpointer = checkpointer
         self._period = int(period)
         self._max_to_keep = max_to_keep
 
     def before_train(self):
         if comm.is_main_process():
-            self.prune()
-
-    def prune(self):
-        removed = prune_checkpoints(self._checkpointer.save_dir, self._max_to_keep)
-        if removed:
-            logger.info(f"Removed old checkpoints (max_to_keep={self._max_to_keep}): {removed}")
+            removed = prune_checkpoints(self._checkpointer.save_dir, self._max_to_keep)
+            if removed:
+                logger.info(f"Removed old checkpoints (max_to_keep={self._max_to_keep}): {removed}")
 
     def after_step(self):
         iteration = self.trainer.iter
         final = iteration >= self.trainer.max_iter - 1
-        if not final and (self._period <= 0 or (iteration + 1) % self._period):
-            return
-        _gather_rng(self.trainer)
-        if comm.is_main_process():
+        if final or (self._period > 0 and (iteration + 1) % self._period == 0):
             name = "model_final" if final else f"model_{iteration:07d}"
-            self._checkpointer.save(name, iteration=iteration)
-            self.prune()
-        self.trainer.gathered_rng = None
+            save_state(self.trainer, self._checkpointer, name, iteration, self._max_to_keep)
 
 
 class TrainingStopped(SystemExit):
@@ -191,17 +171,10 @@ class CheckpointOnSignal(HookBase):
     On SIGTERM (what job schedulers send before killing) or SIGINT (Ctrl-C), finish the current
     iteration, save a checkpoint that ``--resume`` continues from, and stop with
     :class:`TrainingStopped` (exit status 143 or 130). A second signal stops at once.
-
-    All ranks agree on stopping at the same iteration, so DDP never waits for a departed rank.
+    All ranks stop at the same iteration, so DDP never waits for a departed rank.
     """
 
     def __init__(self, checkpointer, signals=(signal.SIGTERM, signal.SIGINT), max_to_keep=None):
-        """
-        Args:
-            checkpointer (TrainingCheckpointer): saves the state (rank 0 writes).
-            signals (tuple[int]): the signals to handle.
-            max_to_keep (int or None): prune periodic files as :class:`PeriodicCheckpointer`.
-        """
         self._checkpointer = checkpointer
         self._max_to_keep = max_to_keep
         self._signals = tuple(signals)
@@ -223,16 +196,13 @@ class CheckpointOnSignal(HookBase):
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def after_step(self):
-        received = self._received
-        if comm.get_world_size() > 1:
-            received = next((r for r in comm.all_gather(received) if r is not None), None)
+        received = next((r for r in comm.all_gather(self._received) if r is not None), None)
         if received is None:
             return
         iteration = self.trainer.iter
-        _gather_rng(self.trainer)
-        if comm.is_main_process():
-            self._checkpointer.save(f"model_{iteration:07d}", iteration=iteration)
-            prune_checkpoints(self._checkpointer.save_dir, self._max_to_keep)
+        save_state(
+            self.trainer, self._checkpointer, f"model_{iteration:07d}", iteration, self._max_to_keep
+        )
         comm.synchronize()
         raise TrainingStopped(128 + int(received))
 

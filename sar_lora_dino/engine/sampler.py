@@ -1,6 +1,5 @@
 """A training sampler and loader whose position is saved, so a resumed run sees the same data."""
 
-import contextlib
 import copy
 import logging
 import random
@@ -9,6 +8,8 @@ import numpy as np
 import torch
 from detectron2.data.common import DatasetFromList
 from detectron2.utils import comm
+
+from .trainer import rng_preserved
 
 __all__ = ["ResumableTrainingSampler", "ResumableTrainLoader", "build_resumable_train_loader"]
 
@@ -124,18 +125,6 @@ class ResumableTrainingSampler:
         self._order = None
 
 
-@contextlib.contextmanager
-def _rng_preserved():
-    """Run the body without changing the global python/numpy/torch random states."""
-    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
-    try:
-        yield
-    finally:
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-        torch.set_rng_state(states[2])
-
-
 def _seed_item(seed, step, position):
     """Seed the global RNGs from an item's place in the stream (its augmentation's dice)."""
     value = (seed * 1_000_003 + step * 9_176 + position) % (2**32)
@@ -164,7 +153,7 @@ class _MappedStream(torch.utils.data.IterableDataset):
                 if item % num_workers == worker:
                     record = self._dataset[batch[position]]
                     if info is None:
-                        with _rng_preserved():
+                        with rng_preserved():
                             _seed_item(sampler.seed, step, position)
                             mapped = self._mapper(record)
                     else:
@@ -224,7 +213,7 @@ class ResumableTrainLoader:
         if self._num_workers == 0:
             items = iter(stream)
         else:
-            with _rng_preserved():  # creating the workers draws from torch's RNG
+            with rng_preserved():  # creating the workers draws from torch's RNG
                 items = iter(
                     torch.utils.data.DataLoader(
                         stream, batch_size=None, num_workers=self._num_workers

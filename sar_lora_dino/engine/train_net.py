@@ -8,22 +8,21 @@ import sys
 import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog
-from detectron2.engine import default_argument_parser, hooks
+from detectron2.engine import create_ddp_model, default_argument_parser, hooks
 from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import CommonMetricPrinter, TensorboardXWriter
 from detectron2.utils.logger import setup_logger
-from torch.nn.parallel import DistributedDataParallel
 
 from sar_lora_dino.checkpoint.fingerprint import RANDOM_INIT, file_fingerprint
 from sar_lora_dino.utils.io import TEMP_PREFIX, atomic_path
 
 from .checkpointing import TrainingCheckpointer, clean_stale_temps
 from .evaluation import count_parameters, evaluate, test_dataset_names
-from .hooks import BestCheckpointer, CheckpointOnSignal, PeriodicCheckpointer, _gather_rng
+from .hooks import BestCheckpointer, CheckpointOnSignal, PeriodicCheckpointer, save_state
 from .overrides import apply_overrides
-from .trainer import MixedPrecisionTrainer, rng_state, set_rng_state
+from .trainer import MixedPrecisionTrainer, rng_preserved
 from .writers import ProvenanceJSONWriter
 
 __all__ = [
@@ -38,6 +37,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("detectron2")
+
+# What bad input raises (each message names the file or key): the command line shows it as one
+# line and keeps the traceback in log.txt. Anything else keeps its traceback on the console.
+INPUT_ERRORS = (ValueError, LookupError, OSError, RuntimeError, EOFError, pickle.UnpicklingError)
 
 
 def build_argument_parser():
@@ -167,21 +170,6 @@ def _run_info(cfg, args, **extra):
     }
 
 
-def _wrap_ddp(model, cfg):
-    if comm.get_world_size() == 1:
-        return model
-    kwargs = dict(cfg.train.get("ddp") or {})
-    fp16_compression = kwargs.pop("fp16_compression", False)
-    if cfg.train.device.startswith("cuda"):
-        kwargs.setdefault("device_ids", [comm.get_local_rank()])
-    ddp = DistributedDataParallel(model, **kwargs)
-    if fp16_compression:
-        from torch.distributed.algorithms.ddp_comm_hooks import default as comm_hooks
-
-        ddp.register_comm_hook(state=None, hook=comm_hooks.fp16_compress_hook)
-    return ddp
-
-
 def check_init_checkpoint(cfg):
     """
     The initial weights of a new run: an existing file, or an explicit
@@ -255,14 +243,6 @@ def _evaluated_checkpoint(checkpointer, iteration):
     }
 
 
-def _load_init_checkpoint(checkpointer, cfg):
-    path = cfg.train.init_checkpoint
-    try:
-        checkpointer.load(path, checkpointables=[])
-    except (ValueError, OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        raise ValueError(f"train.init_checkpoint={path!r} is not usable as weights: {e}") from e
-
-
 def do_train(cfg, args=None, resume=False, extra_hooks=()):
     """
     Train ``cfg.model`` as the config says, evaluating every ``train.eval_period`` iterations.
@@ -301,7 +281,10 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
     optimizer = instantiate(cfg.optimizer)
     train_loader = instantiate(cfg.dataloader.train)
 
-    model = _wrap_ddp(model, cfg)
+    ddp = dict(cfg.train.get("ddp") or {})
+    if not cfg.train.device.startswith("cuda"):
+        ddp.setdefault("device_ids", None)  # CPU processes (gloo): no device to pin
+    model = create_ddp_model(model, **ddp)
     amp = cfg.train.get("amp") or {}
     trainer = MixedPrecisionTrainer(
         model,
@@ -335,6 +318,7 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
     datasets = test_dataset_names(cfg)
 
     def eval_fn():
+        nonlocal last_results
         # the last finished iteration, as checkpoints count it (after_train sees max_iter)
         iteration = min(trainer.iter, cfg.train.max_iter - 1)
         evaluated = _evaluated_checkpoint(checkpointer, iteration)
@@ -342,31 +326,19 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
             k: evaluated[k] for k in ("checkpoint", "checkpoint_iteration")
         }
         info = _run_info(cfg, args, iteration=iteration, init_weights=init_weights, **evaluated)
-        states = rng_state()  # evaluation must not change what training draws next
-        try:
-            results = evaluate(cfg, model, run_info=info)
-        finally:
-            set_rng_state(states)
-        last_results.clear()
-        last_results.update(results)
+        with rng_preserved():  # evaluation must not change what training draws next
+            last_results = evaluate(cfg, model, run_info=info)
         if comm.is_main_process():
-            best.update(flatten_results_dict(results), iteration, datasets)
-        return results
+            best.update(flatten_results_dict(last_results), iteration, datasets)
+        return last_results
 
     def on_data_error(failures):
         # every rank is here (the trainer agreed on the failures), so collectives are safe
         done = trainer.iter - 1
+        saved = "nothing trained since the start, no state to save"
         if done >= trainer.start_iter:
-            trainer.iter = done  # the state of the last finished iteration
-            try:
-                _gather_rng(trainer)
-                if comm.is_main_process():
-                    checkpointer.save(f"model_{done:07d}", iteration=done)
-            finally:
-                trainer.iter, trainer.gathered_rng = done + 1, None
+            save_state(trainer, checkpointer, f"model_{done:07d}", done)
             saved = f"the state after iteration {done} is saved (model_{done:07d}.pth)"
-        else:
-            saved = "nothing trained since the start, no state to save"
         comm.synchronize()  # no rank exits (and gets the others terminated) before the save
         for rank, message in failures:
             logger.error(
@@ -412,9 +384,15 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
         if start_iter >= cfg.train.max_iter:
             logger.info("The run had already finished: only the final evaluation runs again.")
     else:
-        if cfg.train.init_checkpoint:
-            _load_init_checkpoint(checkpointer, cfg)
         start_iter = 0
+        if cfg.train.init_checkpoint:
+            try:
+                checkpointer.load(cfg.train.init_checkpoint, checkpointables=[])
+            except INPUT_ERRORS as e:
+                raise ValueError(
+                    f"train.init_checkpoint={cfg.train.init_checkpoint!r} is not usable as "
+                    f"weights: {e}"
+                ) from e
     checkpointer.extra_state["init_weights"] = init_weights
     json_writer.provenance["init_weights"] = init_weights
     if trainable_only and not isinstance(init_weights, dict):
@@ -471,11 +449,6 @@ def do_eval(cfg, args=None):
         init_weights=extra.get("init_weights", "unrecorded"),
     )
     return evaluate(cfg, model, run_info=info)
-
-
-# What bad input raises (each message names the file or key): the command line shows it as one
-# line and keeps the traceback in log.txt. Anything else keeps its traceback on the console.
-INPUT_ERRORS = (ValueError, LookupError, OSError, RuntimeError, EOFError, pickle.UnpicklingError)
 
 
 def _log_to_files_only(message, output_dir):

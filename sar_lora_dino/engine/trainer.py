@@ -1,5 +1,6 @@
 """The training step: mixed precision (fp16/bf16, loss scaling), clipping, non-finite losses."""
 
+import contextlib
 import logging
 import random
 import time
@@ -15,6 +16,7 @@ __all__ = [
     "AMP_DTYPES",
     "DataLoadingError",
     "NonFiniteLossError",
+    "rng_preserved",
     "rng_state",
     "set_rng_state",
 ]
@@ -58,6 +60,16 @@ def set_rng_state(state):
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@contextlib.contextmanager
+def rng_preserved():
+    """Run the body without changing the global random states."""
+    state = rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
 
 
 # v0.6 needs this (its AMPTrainer is fp16-only); detectron2 main's AMPTrainer has bf16
