@@ -4,6 +4,7 @@ import logging
 import os
 import pickle
 import sys
+import tempfile
 
 import torch
 from detectron2.config import LazyConfig, instantiate
@@ -44,12 +45,7 @@ INPUT_ERRORS = (ValueError, LookupError, OSError, RuntimeError, EOFError, pickle
 
 
 def build_argument_parser():
-    """
-    Returns:
-        argparse.ArgumentParser: detectron2's command line (``--config-file``, ``--eval-only``,
-        ``--resume``, ``--num-gpus``, ``--num-machines``, ``--machine-rank``, ``--dist-url`` and
-        trailing ``key=value`` overrides).
-    """
+    """detectron2's ``default_argument_parser`` with our examples and ``--weights``."""
     parser = default_argument_parser(
         epilog="""
 Examples:
@@ -76,20 +72,10 @@ Examples:
 
 
 def load_config(config_file, overrides=()):
-    """
-    Load a LazyConfig and apply checked ``key=value`` overrides.
-
-    Args:
-        config_file (str): path of the ``.py`` config.
-        overrides (list[str]): overrides; see :func:`apply_overrides`.
-
-    Returns:
-        DictConfig
-    """
+    """Load a LazyConfig ``.py`` file and apply checked overrides (:func:`apply_overrides`)."""
     if not config_file or not os.path.isfile(config_file):
         raise FileNotFoundError(f"--config-file: no such config file {config_file!r}")
-    cfg = LazyConfig.load(config_file)
-    return apply_overrides(cfg, overrides)
+    return apply_overrides(LazyConfig.load(config_file), overrides)
 
 
 def _resolve_device(cfg):
@@ -110,11 +96,8 @@ def _check_writable(output_dir):
         raise PermissionError(
             f"train.output_dir={output_dir!r}: cannot create the output folder ({e})."
         ) from e
-    probe = os.path.join(output_dir, f"{TEMP_PREFIX}write_test")
     try:
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
+        tempfile.TemporaryFile(dir=output_dir, prefix=TEMP_PREFIX).close()
     except OSError as e:
         raise PermissionError(
             f"train.output_dir={output_dir!r} is not writable ({e}); choose another folder."
@@ -127,10 +110,6 @@ def setup(cfg, args):
     ``log.txt`` per rank), the resolved config saved as ``config.yaml``, the random seed
     (``train.seed`` + rank; < 0 means random) and the device (``train.device``: "auto", "cpu",
     "cuda"; CPU when CUDA is absent).
-
-    Args:
-        cfg (DictConfig): the config.
-        args (argparse.Namespace): parsed command line.
     """
     output_dir = cfg.train.output_dir
     rank = comm.get_rank()
@@ -158,7 +137,7 @@ def setup(cfg, args):
 
 
 def _run_info(cfg, args, **extra):
-    config_file = getattr(args, "config_file", "") if args is not None else ""
+    config_file = getattr(args, "config_file", "")
     return {
         "config_file": config_file,
         "setting": os.path.splitext(os.path.basename(config_file))[0],
@@ -172,15 +151,9 @@ def _run_info(cfg, args, **extra):
 
 def check_init_checkpoint(cfg):
     """
-    The initial weights of a new run: an existing file, or an explicit
-    ``train.allow_random_init=True``.
-
-    Args:
-        cfg (DictConfig): the config (``train.init_checkpoint``, ``train.allow_random_init``,
-            ``train.weights_env``: the environment variable the config reads the path from).
-
-    Returns:
-        dict or str: the file's fingerprint, or ``"random"``.
+    Returns the fingerprint of ``train.init_checkpoint``, which must exist, or ``"random"`` when
+    it is empty and ``train.allow_random_init=True``. Errors name ``train.weights_env``, the
+    environment variable the config reads the path from.
     """
     path = cfg.train.get("init_checkpoint") or ""
     env = cfg.train.get("weights_env") or "DINOV3_WEIGHTS"
@@ -206,13 +179,7 @@ def check_init_checkpoint(cfg):
 
 
 def check_eval_datasets(cfg):
-    """
-    Load every dataset the run will evaluate now, so a missing or empty split fails before the
-    first iteration rather than at the first evaluation.
-
-    Args:
-        cfg (DictConfig): the config (``dataloader.test.dataset.names``).
-    """
+    """Load the datasets to evaluate now: a missing or empty split fails before iteration 0."""
     for name in test_dataset_names(cfg):
         if name not in DatasetCatalog.list():
             raise KeyError(
@@ -273,8 +240,7 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
             logger.info(f"Removed {len(removed)} temporary file(s) left by a killed run: {removed}")
     check_eval_datasets(cfg)
 
-    model = instantiate(cfg.model)
-    model.to(cfg.train.device)
+    model = instantiate(cfg.model).to(cfg.train.device)
     trainable, total = count_parameters(model)
     logger.info(f"Model: {trainable:,} trainable of {total:,} parameters")
     cfg.optimizer.params.model = model
@@ -408,14 +374,8 @@ def do_eval(cfg, args=None):
     """
     Load ``train.init_checkpoint`` (any format the project's checkpointer reads), or
     ``args.weights`` over it as the base (an adapter), strictly: every tensor of the model must
-    come from the file(s), with its shape. Then evaluate every dataset of ``dataloader.test``.
-
-    Args:
-        cfg (DictConfig): the config (after :func:`setup`).
-        args (argparse.Namespace or None): command line, recorded in the metrics files.
-
-    Returns:
-        dict: evaluation results (rank 0).
+    come from the file(s), with its shape. Then evaluate every dataset of ``dataloader.test``
+    and return the results (rank 0); ``args`` is recorded in the metrics files.
     """
     weights = getattr(args, "weights", "") or ""
     checkpoint = weights or cfg.train.get("init_checkpoint")
@@ -428,8 +388,7 @@ def do_eval(cfg, args=None):
         what = "--weights" if weights else "train.init_checkpoint"
         raise FileNotFoundError(f"{what}={checkpoint!r}: no such file.")
     check_eval_datasets(cfg)
-    model = instantiate(cfg.model)
-    model.to(cfg.train.device)
+    model = instantiate(cfg.model).to(cfg.train.device)
     base = cfg.train.get("init_checkpoint") if weights else None
     env = cfg.train.get("weights_env") or "DINOV3_WEIGHTS"
     loader = TrainingCheckpointer(
