@@ -32,17 +32,9 @@ class CheckpointMismatchError(ValueError):
 
 
 def clean_stale_temps(folder):
-    """
-    Remove what a killed run left of our atomic writes (names starting with ``TEMP_PREFIX``)
-    anywhere under ``folder``.
-
-    Returns:
-        list[str]: the removed paths.
-    """
+    """Remove and return what a killed run left of atomic writes (``TEMP_PREFIX``) in ``folder``."""
     removed = []
-    if not os.path.isdir(folder):
-        return removed
-    for parent, dirs, files in os.walk(folder):
+    for parent, dirs, files in os.walk(folder):  # nothing when the folder does not exist
         for name in list(dirs) + files:
             if name.startswith(TEMP_PREFIX):
                 path = os.path.join(parent, name)
@@ -58,11 +50,8 @@ def clean_stale_temps(folder):
 def prune_checkpoints(save_dir, max_to_keep):
     """
     Keep the newest ``max_to_keep`` periodic checkpoints (``model_NNNNNNN.pth``, periodic and
-    SIGTERM ones alike, from this and earlier runs in the folder); never the one
-    ``last_checkpoint`` names, ``model_final.pth`` or ``model_best.pth``.
-
-    Returns:
-        list[str]: the removed files.
+    SIGTERM ones alike, from this and earlier runs in the folder) and the one
+    ``last_checkpoint`` names; return the names of the removed files.
     """
     if not max_to_keep or max_to_keep <= 0 or not os.path.isdir(save_dir):
         return []
@@ -96,6 +85,18 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
       is absent or another file;
     * with ``strict`` (resume, evaluation) any tensor of the model that the file does not
       provide, any extra tensor and any shape mismatch is an error listing them.
+
+    Args:
+        model (nn.Module): the model (may be DDP-wrapped).
+        save_dir (str): where checkpoints go.
+        trainable_only (bool): save only trainable tensors + the base fingerprint.
+        base_candidates (list[str]): files to re-read the frozen base of a trainable-only
+            checkpoint from (e.g. ``train.init_checkpoint``); the first with the recorded
+            fingerprint is used.
+        strict (bool): fail on any mismatch between file and model.
+        base_checkpoint (str or None): base weights of an exported adapter file (see
+            :class:`MultiFormatCheckpointer`).
+        checkpointables: as in detectron2's checkpointer (e.g. ``trainer=``).
     """
 
     def __init__(
@@ -109,19 +110,6 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
         base_checkpoint=None,
         **checkpointables,
     ):
-        """
-        Args:
-            model (nn.Module): the model (may be DDP-wrapped).
-            save_dir (str): where checkpoints go.
-            trainable_only (bool): save only trainable tensors + the base fingerprint.
-            base_candidates (list[str]): files to re-read the frozen base from when loading a
-                trainable-only checkpoint (e.g. ``train.init_checkpoint``); the first whose
-                content matches the recorded fingerprint is used.
-            strict (bool): fail on any mismatch between file and model.
-            base_checkpoint (str or None): base weights of an exported adapter file (see
-                :class:`MultiFormatCheckpointer`).
-            checkpointables: as in detectron2's checkpointer (e.g. ``trainer=``).
-        """
         super().__init__(model, save_dir, base_checkpoint=base_checkpoint, **checkpointables)
         self.trainable_only = bool(trainable_only)
         self.base_candidates = [c for c in base_candidates if c]
@@ -147,13 +135,9 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
 
     def save(self, name, *, tag_last=True, model_only=False, **kwargs):
         """
-        Args:
-            name (str): file name without ".pth", in ``save_dir``.
-            tag_last (bool): point ``last_checkpoint`` (what ``--resume`` loads) at this file.
-                False for side files such as ``model_best``.
-            model_only (bool): store only the model weights (plus ``kwargs``), not the
-                optimizer/trainer state.
-            kwargs: extra entries stored in the file (e.g. ``iteration``).
+        Save ``save_dir/name.pth`` atomically, pointing ``last_checkpoint`` (what ``--resume``
+        loads) at it if ``tag_last``. ``model_only`` leaves out the optimizer/trainer state;
+        ``kwargs`` are extra entries of the file (e.g. ``iteration``).
         """
         if not self.save_dir or not self.save_to_disk:
             return

@@ -76,19 +76,27 @@ def rng_preserved():
 # (precision=) but requires CUDA and has no gradient clipping.
 class MixedPrecisionTrainer(SimpleTrainer):
     """
-    A :class:`SimpleTrainer` whose step runs under autocast (float16 on CUDA; bfloat16 on CUDA or
-    CPU) with an optional gradient scaler (always for float16), clips the global gradient norm,
-    and treats non-finite losses as a policy, not a crash: the step is skipped and logged; after
-    ``max_nonfinite`` consecutive ones the run stops naming the iteration and the loss terms.
+    A :class:`SimpleTrainer` whose step runs under autocast with an optional loss scaler,
+    clips the global gradient norm, and skips a step whose loss is not finite (logged); after
+    ``max_nonfinite`` such steps in a row it stops, naming the iteration and the loss terms.
 
     A batch that cannot be loaded (e.g. a corrupt image) stops every process, not only the one
-    that read it: with several processes they agree each iteration, before the forward, whether
-    all got their batch (one small all-reduce). Then :attr:`on_data_error` runs on every rank
-    with the failures, the failing rank raises its error and the others a
-    :class:`DataLoadingError` naming the rank and its error.
+    that read it: each iteration, before the forward, the processes agree whether all got their
+    batch (one small all-reduce). Then :attr:`on_data_error` runs on every rank with the
+    failures, the failing rank raises its error and the others a :class:`DataLoadingError`.
 
-    Its state (for checkpoints) adds the gradient scaler, the data loader's position and the
-    random states of every rank, so ``--resume`` continues exactly.
+    Its state adds the loss scaler, the data loader's position and the random states of every
+    rank, so ``--resume`` continues exactly.
+
+    Args:
+        model, data_loader, optimizer: as in :class:`SimpleTrainer`.
+        amp_enabled (bool): ``train.amp.enabled``.
+        amp_dtype (str): ``train.amp.dtype``, "float16" (CUDA only: float32 with a warning on
+            a CPU) or "bfloat16".
+        grad_scaler (bool or None): ``train.amp.grad_scaler``; None: only for float16.
+        clip_grad (dict or None): ``train.clip_grad``, ``dict(max_norm=..., norm_type=2.0)``.
+        device (str or torch.device): the device the model runs on.
+        max_nonfinite (int): ``train.max_nonfinite_steps``.
     """
 
     def __init__(
@@ -104,20 +112,6 @@ class MixedPrecisionTrainer(SimpleTrainer):
         device="cuda",
         max_nonfinite=10,
     ):
-        """
-        Args:
-            model, data_loader, optimizer: as in :class:`SimpleTrainer`.
-            amp_enabled (bool): run forward/loss under autocast (config ``train.amp.enabled``).
-            amp_dtype (str): "float16" or "bfloat16" (config ``train.amp.dtype``). float16 needs
-                CUDA: on a CPU it falls back to float32 with a warning.
-            grad_scaler (bool or None): scale the loss (config ``train.amp.grad_scaler``);
-                None: only for float16, which needs it.
-            clip_grad (dict or None): ``dict(max_norm=..., norm_type=2.0)`` to clip the global
-                gradient norm of the trainable parameters (config ``train.clip_grad``).
-            device (str or torch.device): the device the model runs on.
-            max_nonfinite (int): consecutive non-finite losses tolerated (config
-                ``train.max_nonfinite_steps``).
-        """
         super().__init__(model, data_loader, optimizer)
         if amp_dtype not in AMP_DTYPES:
             raise ValueError(
