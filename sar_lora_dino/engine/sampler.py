@@ -1,5 +1,6 @@
 """A training sampler and loader whose position is saved, so a resumed run sees the same data."""
 
+import contextlib
 import copy
 import logging
 import random
@@ -27,26 +28,26 @@ class ResumableTrainingSampler:
     detectron2 groups) and a full bucket becomes a batch. The state is the epoch, the offset in
     it, the pending buckets and the number of batches drawn. Batches are global (all ranks):
     rank ``r`` of ``n`` takes the ``r``-th slice, so rank 0's state is everyone's.
+
+    Args:
+        size (int): dataset length (> 0).
+        batch_size (int): images per global batch (all ranks together).
+        shuffle (bool): draw a new permutation every epoch.
+        seed (int or None): permutation seed; None draws one shared by all ranks.
+        group_ids (list[int] or None): aspect-ratio group of each index; None: one group.
     """
 
     def __init__(self, size, batch_size, shuffle=True, seed=None, group_ids=None):
-        """
-        Args:
-            size (int): dataset length (> 0).
-            batch_size (int): images per global batch (all ranks together).
-            shuffle (bool): draw a new permutation every epoch.
-            seed (int or None): permutation seed; None draws one shared by all ranks.
-            group_ids (list[int] or None): aspect-ratio group of each index; None: one group.
-        """
         if size <= 0:
             raise ValueError("The training dataset is empty: no image to sample.")
         self._size = int(size)
-        self._batch_size = int(batch_size)
+        self.batch_size = int(batch_size)
         self._shuffle = bool(shuffle)
-        self._seed = int(comm.shared_random_seed() if seed is None else seed)
+        self.seed = int(comm.shared_random_seed() if seed is None else seed)
         self._group_ids = list(group_ids) if group_ids is not None else [0] * self._size
         self._num_groups = max(self._group_ids) + 1
-        self._epoch, self._offset, self._step = 0, 0, 0
+        self._epoch, self._offset = 0, 0
+        self.step = 0  # batches drawn so far
         self._pending = [[] for _ in range(self._num_groups)]
         self._order = None
 
@@ -54,27 +55,14 @@ class ResumableTrainingSampler:
         if self._order is None:
             if self._shuffle:
                 g = torch.Generator()
-                g.manual_seed(self._seed + self._epoch)
+                g.manual_seed(self.seed + self._epoch)
                 self._order = torch.randperm(self._size, generator=g).tolist()
             else:
                 self._order = list(range(self._size))
         return self._order
 
-    @property
-    def step(self):
-        """int: the number of batches drawn so far."""
-        return self._step
-
-    @property
-    def seed(self):
-        """int: the permutation seed."""
-        return self._seed
-
     def next_batch(self):
-        """
-        Returns:
-            list[int]: the next global batch of dataset indices (the state advances).
-        """
+        """Returns the next global batch of dataset indices (list[int]); the state advances."""
         while True:
             order = self._epoch_order()
             if self._offset >= len(order):
@@ -84,24 +72,21 @@ class ResumableTrainingSampler:
             self._offset += 1
             bucket = self._pending[self._group_ids[index]]
             bucket.append(index)
-            if len(bucket) == self._batch_size:
+            if len(bucket) == self.batch_size:
                 batch = list(bucket)
                 bucket.clear()
-                self._step += 1
+                self.step += 1
                 return batch
 
     def state_dict(self):
-        """
-        Returns:
-            dict: plain ints and lists (loadable with ``torch.load(weights_only=True)``).
-        """
+        """Plain ints and lists (loadable with ``torch.load(weights_only=True)``)."""
         return {
             "size": self._size,
-            "batch_size": self._batch_size,
-            "seed": self._seed,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
             "epoch": self._epoch,
             "offset": self._offset,
-            "step": self._step,
+            "step": self.step,
             "pending": [list(b) for b in self._pending],
         }
 
@@ -110,11 +95,11 @@ class ResumableTrainingSampler:
         Continue from ``state``. If the dataset or batch size changed since it was saved, the
         old position means nothing: a warning says so and the stream restarts at a new epoch.
         """
-        self._seed, self._step = int(state["seed"]), int(state["step"])
-        if state["size"] != self._size or state["batch_size"] != self._batch_size:
+        self.seed, self.step = int(state["seed"]), int(state["step"])
+        if state["size"] != self._size or state["batch_size"] != self.batch_size:
             logger.warning(
                 f"The saved data order was for {state['size']} images in batches of "
-                f"{state['batch_size']}; now {self._size} in batches of {self._batch_size}. "
+                f"{state['batch_size']}; now {self._size} in batches of {self.batch_size}. "
                 "The resumed run draws a fresh permutation (not the order it would have seen)."
             )
             self._epoch, self._offset = int(state["epoch"]) + 1, 0
@@ -136,15 +121,15 @@ def _seed_item(seed, step, position):
 class _MappedStream(torch.utils.data.IterableDataset):
     """This rank's mapped images in stream order; DataLoader workers take every n-th item."""
 
-    def __init__(self, dataset, mapper, sampler, rank, world_size):
+    def __init__(self, dataset, mapper, sampler, rank, local):
         self._dataset, self._mapper, self._sampler = dataset, mapper, sampler
-        self._rank, self._world_size = rank, world_size
+        self._rank, self._local = rank, local
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
         sampler = copy.deepcopy(self._sampler)
-        local = sampler._batch_size // self._world_size
+        local = self._local
         item = 0
         while True:
             step = sampler.step
@@ -152,11 +137,8 @@ class _MappedStream(torch.utils.data.IterableDataset):
             for position in range(self._rank * local, (self._rank + 1) * local):
                 if item % num_workers == worker:
                     record = self._dataset[batch[position]]
-                    if info is None:
-                        with rng_preserved():
-                            _seed_item(sampler.seed, step, position)
-                            mapped = self._mapper(record)
-                    else:
+                    # in this process the seeding must not touch the trainer's random states
+                    with rng_preserved() if info is None else contextlib.nullcontext():
                         _seed_item(sampler.seed, step, position)
                         mapped = self._mapper(record)
                     if mapped is None:
@@ -176,27 +158,26 @@ class ResumableTrainLoader:
 
     Augmentations draw from RNGs seeded by each image's place in the stream, so they are the same
     with any ``num_workers`` and after a resume.
+
+    Args:
+        dataset (list[dict]): detectron2 dataset dicts.
+        mapper (callable): dataset dict -> model input dict.
+        sampler (ResumableTrainingSampler): the batch stream.
+        num_workers (int): DataLoader worker processes (0: map in this process).
     """
 
     def __init__(self, dataset, mapper, sampler, num_workers=0):
-        """
-        Args:
-            dataset (list[dict]): detectron2 dataset dicts.
-            mapper (callable): dataset dict -> model input dict.
-            sampler (ResumableTrainingSampler): the batch stream.
-            num_workers (int): DataLoader worker processes (0: map in this process).
-        """
         world_size = comm.get_world_size()
-        if sampler._batch_size % world_size:
+        if sampler.batch_size % world_size:
             raise ValueError(
-                f"dataloader.train.total_batch_size={sampler._batch_size} is not divisible by "
+                f"dataloader.train.total_batch_size={sampler.batch_size} is not divisible by "
                 f"the number of processes ({world_size})."
             )
         self._dataset = DatasetFromList(dataset, copy=False)
         self._mapper = mapper
         self.sampler = sampler
         self._num_workers = int(num_workers)
-        self._local = sampler._batch_size // world_size
+        self._local = sampler.batch_size // world_size
         self._before_last = None  # the position before the last batch handed out
 
     def __len__(self):
@@ -208,7 +189,7 @@ class ResumableTrainLoader:
             self._mapper,
             copy.deepcopy(self.sampler),
             comm.get_rank(),
-            comm.get_world_size(),
+            self._local,
         )
         if self._num_workers == 0:
             items = iter(stream)
@@ -260,20 +241,9 @@ def build_resumable_train_loader(
     seed=None,
 ):
     """
-    The arguments of detectron2's ``build_detection_train_loader`` (dataset as a list of dicts),
-    with a loader whose position is part of the checkpoint.
-
-    Args:
-        dataset (list[dict]): detectron2 dataset dicts.
-        mapper (callable): dataset dict -> model input dict.
-        total_batch_size (int): images per iteration, all processes together.
-        aspect_ratio_grouping (bool): batch only images of the same orientation (w > h or not).
-        num_workers (int): DataLoader worker processes per rank.
-        shuffle (bool): a new permutation every epoch.
-        seed (int or None): permutation seed; None: one drawn from the (seeded) global RNG.
-
-    Returns:
-        ResumableTrainLoader
+    detectron2's ``build_detection_train_loader`` (dataset as a list of dicts, batches grouped by
+    orientation, w > h or not), with a :class:`ResumableTrainLoader` whose position is part of
+    the checkpoint. ``seed`` None: one drawn from the (seeded) global RNG.
     """
     dataset = list(dataset)
     groups = None
