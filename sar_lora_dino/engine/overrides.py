@@ -83,33 +83,20 @@ def _name(target):
     return target if isinstance(target, str) else f"{target.__module__}.{target.__qualname__}"
 
 
-def _kind(value):
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, (list, tuple, ListConfig)):
-        return "list"
-    if isinstance(value, (dict, DictConfig)):
-        return "dict"
-    return type(value).__name__
-
-
-# kind of the current value -> kinds an override may give it (null is always accepted)
-_COMPATIBLE = {
-    "bool": {"bool"},
-    "int": {"int"},
-    "float": {"float", "int"},
-    "str": {"str"},
-    "list": {"list"},
-    "dict": {"dict"},
+# the kinds of value an override is checked for (bool before int: True is an int)
+_KINDS = {
+    "null": type(None),
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "str": str,
+    "list": (list, tuple, ListConfig),
+    "dict": (dict, DictConfig),
 }
+
+
+def _kind(value):
+    return next((k for k, t in _KINDS.items() if isinstance(value, t)), type(value).__name__)
 
 
 def _check(cfg, override, key, value):
@@ -157,9 +144,9 @@ def _check(cfg, override, key, value):
             )
         parent = node
     old, new = _kind(parent), _kind(value)
-    if old == "null" or new == "null" or old not in _COMPATIBLE:
-        return
-    if new not in _COMPATIBLE[old]:
+    if "null" in (old, new) or old not in _KINDS or (old, new) == ("float", "int"):
+        return  # null sets and clears anything; an int may set a float
+    if new != old:
         raise ConfigOverrideError(
             f"Override {override!r}: {key!r} expects {'an' if old == 'int' else 'a'} {old} "
             f"(current value "
@@ -177,16 +164,9 @@ def apply_overrides(cfg, overrides):
     ``__init__`` passes them to ``super().__init__``, and as nothing otherwise). A value must be
     of the same kind as the current one (an int may set a float; null may set anything).
     Otherwise :class:`ConfigOverrideError` names the key and what was expected, with the closest
-    valid keys. Overrides apply in order, so a later one may fill a field an earlier one made.
-
-    Args:
-        cfg (DictConfig): the loaded config; changed in place.
-        overrides (list[str]): e.g. ``["train.max_iter=100", "optimizer.lr=2e-4"]``.
-
-    Returns:
-        DictConfig: ``cfg``.
+    valid keys. Overrides (e.g. ``["train.max_iter=100"]``) apply in order, so a later one may
+    fill a field an earlier one made. ``cfg`` is changed in place and returned.
     """
-    overrides = list(overrides or [])
     if not overrides:
         return cfg
     from hydra.core.override_parser.overrides_parser import OverridesParser
