@@ -13,13 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sar_lora_dino.utils.io import atomic_write
 
-__all__ = [
-    "evaluate",
-    "test_dataset_names",
-    "count_parameters",
-    "no_detections",
-    "METRICS_FILE",
-]
+__all__ = ["evaluate", "test_dataset_names", "count_parameters", "METRICS_FILE"]
 
 logger = logging.getLogger("detectron2")
 
@@ -28,22 +22,13 @@ BBOX_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
 def test_dataset_names(cfg):
-    """
-    Args:
-        cfg: a LazyConfig with ``dataloader.test.dataset.names``.
-
-    Returns:
-        list[str]: the dataset names to evaluate, in order.
-    """
+    """The names in ``dataloader.test.dataset.names`` (a name or a list), as a list."""
     names = cfg.dataloader.test.dataset.names
     return [names] if isinstance(names, str) else list(names)
 
 
 def count_parameters(model):
-    """
-    Returns:
-        tuple[int, int]: (trainable, total) parameter counts of ``model`` (DDP unwrapped).
-    """
+    """(trainable, total) parameter counts of ``model`` (DDP unwrapped)."""
     if isinstance(model, DistributedDataParallel):
         model = model.module
     params = list(model.parameters())
@@ -73,23 +58,13 @@ def _evaluator_cfg(cfg, name, num_datasets):
     return evaluator, output_dir
 
 
-def no_detections(results):
-    """
-    Whether COCO evaluation saw no prediction at all (detectron2 then reports every metric as
-    NaN and no per-class AP).
-    """
-    bbox = results.get("bbox", {})
-    values = [bbox[k] for k in BBOX_METRICS if k in bbox]
-    no_class = not any(k.startswith("AP-") for k in bbox)
-    return bool(values) and no_class and all(not math.isfinite(float(v)) for v in values)
-
-
 def _report(name, results, output_dir, run_info, model, score_thresh=None):
     bbox = results.get("bbox", {})
     main = {k: bbox[k] for k in BBOX_METRICS if k in bbox}
     per_class = {k[len("AP-") :]: v for k, v in bbox.items() if k.startswith("AP-")}
     note = None
-    if no_detections(results):
+    # no prediction at all: detectron2 reports every metric as NaN and no per-class AP
+    if main and not per_class and not any(math.isfinite(float(v)) for v in main.values()):
         note = "0 detections above the threshold" + (
             f" (model.test_score_thresh={score_thresh})" if score_thresh is not None else ""
         )
@@ -132,8 +107,7 @@ def evaluate(cfg, model, run_info=None):
     Args:
         cfg: the LazyConfig (``dataloader.test``, ``dataloader.evaluator``, ``train.output_dir``).
         model (nn.Module): the model, already on its device (may be DDP-wrapped).
-        run_info (dict): JSON-able facts about the run stored in the metrics file (config,
-            checkpoint, iteration, seed ...).
+        run_info (dict): JSON-able facts about the run stored in the metrics file.
 
     Returns:
         dict: ``{"bbox": {...}}`` for one dataset, ``{dataset: {"bbox": {...}}}`` for several;

@@ -2,25 +2,17 @@
 
 import logging
 import os
-import socket
-from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from detectron2.engine import launch as d2_launch
+from detectron2.engine.launch import DEFAULT_TIMEOUT, _find_free_port
 from detectron2.utils import comm
 
 __all__ = ["DEFAULT_TIMEOUT", "launch"]
 
-DEFAULT_TIMEOUT = timedelta(minutes=30)
 logger = logging.getLogger(__name__)
-
-
-def _free_local_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def launch(
@@ -33,21 +25,11 @@ def launch(
     timeout=DEFAULT_TIMEOUT,
 ):
     """
-    Run ``main_func(*args)`` in ``num_procs_per_machine`` processes on each of ``num_machines``.
-
-    With CUDA this is detectron2's :func:`detectron2.engine.launch` (one process per GPU, NCCL).
-    Without CUDA the same command line spawns CPU processes joined by the gloo backend, so the
-    distributed code path (DDP, gathered evaluation, rank-0-only writers) can run anywhere.
-
-    Args:
-        main_func (callable): called as ``main_func(*args)`` in every process.
-        num_procs_per_machine (int): GPUs (or CPU processes) per machine, i.e. ``--num-gpus``.
-        num_machines (int): number of machines.
-        machine_rank (int): rank of this machine, in ``[0, num_machines)``.
-        dist_url (str): ``tcp://host:port`` (or ``file://...``) shared by all processes;
-            "auto" picks a free local port (single machine only).
-        args (tuple): arguments for ``main_func``.
-        timeout (timedelta): timeout of collective operations.
+    detectron2's :func:`detectron2.engine.launch` (one process per GPU, NCCL) with CUDA, after
+    checking ``--num-gpus`` against the devices. Without CUDA the same command line spawns CPU
+    processes (``num_procs_per_machine``, at most one per core) joined by the gloo backend, so
+    the distributed code path (DDP, gathered evaluation, rank-0-only writers) runs anywhere.
+    ``dist_url`` "auto" (or None) picks a free local port (single machine only).
     """
     # v0.6 needs the CPU path below (its launch asserts CUDA); detectron2 main picks gloo itself.
     if torch.cuda.is_available():
@@ -78,7 +60,7 @@ def launch(
     if dist_url is None or dist_url == "auto":
         if num_machines != 1:
             raise ValueError("--dist-url must be a tcp://host:port that every machine reaches")
-        dist_url = f"tcp://127.0.0.1:{_free_local_port()}"
+        dist_url = f"tcp://127.0.0.1:{_find_free_port()}"
     logger.info(f"No CUDA: {num_procs_per_machine} CPU process(es) joined by gloo at {dist_url}")
     try:
         mp.spawn(

@@ -22,11 +22,6 @@ class ProvenanceJSONWriter(EventWriter):
     """
 
     def __init__(self, json_file, window_size=20):
-        """
-        Args:
-            json_file (str): path of ``metrics.json``; appended to.
-            window_size (int): median window for scalars with a smoothing hint.
-        """
         self._path = json_file
         self._file = open(json_file, "a")
         self._window_size = window_size
@@ -53,14 +48,8 @@ class ProvenanceJSONWriter(EventWriter):
 
     def drop_after(self, iteration):
         """
-        Remove the records of iterations after ``iteration`` (the resumed checkpoint's) and any
-        line cut short by a kill, rewriting the file atomically.
-
-        Args:
-            iteration (int): the last iteration whose records stay.
-
-        Returns:
-            int: the number of lines removed.
+        Remove, rewriting the file atomically, the records of iterations after ``iteration``
+        (the resumed checkpoint's) and any line cut short by a kill; return how many.
         """
         self._file.close()
         kept, dropped = [], 0
