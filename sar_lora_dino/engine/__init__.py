@@ -9,26 +9,4 @@ from .sampler import ResumableTrainingSampler, build_resumable_train_loader
 from .train_net import build_argument_parser, do_eval, do_train, load_config, main, setup
 from .trainer import MixedPrecisionTrainer, NonFiniteLossError
 
-__all__ = [
-    "BestCheckpointer",
-    "CheckpointMismatchError",
-    "CheckpointOnSignal",
-    "ConfigOverrideError",
-    "MixedPrecisionTrainer",
-    "NonFiniteLossError",
-    "PeriodicCheckpointer",
-    "ResumableTrainingSampler",
-    "TrainingCheckpointer",
-    "TrainingStopped",
-    "apply_overrides",
-    "build_resumable_train_loader",
-    "build_argument_parser",
-    "count_parameters",
-    "do_eval",
-    "do_train",
-    "evaluate",
-    "launch",
-    "load_config",
-    "main",
-    "setup",
-]
+__all__ = [k for k in globals().keys() if not k.startswith("_")]  # as detectron2.engine does

@@ -180,9 +180,6 @@ class ResumableTrainLoader:
         self._local = sampler.batch_size // world_size
         self._before_last = None  # the position before the last batch handed out
 
-    def __len__(self):
-        return len(self._dataset)
-
     def __iter__(self):
         stream = _MappedStream(
             self._dataset,

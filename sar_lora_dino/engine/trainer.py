@@ -218,9 +218,7 @@ class MixedPrecisionTrainer(SimpleTrainer):
             if self.grad_scaler is not None:
                 self.grad_scaler.unscale_(self.optimizer)
             params = [p for group in self.optimizer.param_groups for p in group["params"]]
-            grad_norm = torch.nn.utils.clip_grad_norm_(
-                [p for p in params if p.grad is not None], **self.clip_grad
-            )
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, **self.clip_grad)  # skips no-grads
             self.storage.put_scalar("grad_norm", float(grad_norm))
 
         if self.grad_scaler is not None:
