@@ -275,10 +275,7 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
         strict=resuming,
         trainer=trainer,
     )
-    best = BestCheckpointer(
-        checkpointer,
-        **dict(cfg.train.get("best_checkpointer") or {"metric": "bbox/AP", "mode": "max"}),
-    )
+    best = BestCheckpointer(checkpointer, **dict(cfg.train.get("best_checkpointer") or {}))
     json_writer = ProvenanceJSONWriter(os.path.join(output_dir, "metrics.json"))
     last_results = {}
     datasets = test_dataset_names(cfg)

@@ -72,6 +72,16 @@ def rng_preserved():
         set_rng_state(state)
 
 
+def _on_any_rank(flag):
+    """Whether ``flag`` (a bool or a one-element tensor) holds on any process: one all-reduce."""
+    flag = torch.as_tensor(flag, dtype=torch.int32).reshape(1)
+    if comm.get_world_size() > 1:
+        nccl = dist.get_backend() == "nccl"
+        flag = flag.to(torch.device("cuda", torch.cuda.current_device()) if nccl else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
 # v0.6 needs this (its AMPTrainer is fp16-only); detectron2 main's AMPTrainer has bf16
 # (precision=) but requires CUDA and has no gradient clipping.
 class MixedPrecisionTrainer(SimpleTrainer):
@@ -172,22 +182,9 @@ class MixedPrecisionTrainer(SimpleTrainer):
     def _data_failures(self, error):
         """[(rank, message)] of the processes whose batch failed (the same list on every rank)."""
         message = f"{type(error).__name__}: {error}" if error is not None else None
-        if comm.get_world_size() == 1:
-            return [(0, message)] if message else []
-        on_cuda = dist.get_backend() == "nccl"
-        device = torch.device("cuda", torch.cuda.current_device()) if on_cuda else "cpu"
-        flag = torch.tensor([int(message is not None)], dtype=torch.int32, device=device)
-        dist.all_reduce(flag)
-        if not flag.item():
+        if not _on_any_rank(message is not None):
             return []
         return [(r, m) for r, m in enumerate(comm.all_gather(message)) if m is not None]
-
-    def _all_finite(self, losses):
-        finite = torch.isfinite(losses.detach()).all().to(torch.int32).reshape(1)
-        if comm.get_world_size() > 1:
-            finite = finite.to(losses.device)
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        return bool(finite.item())
 
     def run_step(self):
         assert self.model.training, "[MixedPrecisionTrainer] model was changed to eval mode!"
@@ -204,7 +201,7 @@ class MixedPrecisionTrainer(SimpleTrainer):
                 loss_dict = {"total_loss": loss_dict}
             losses = sum(loss_dict.values())
 
-        if not self._all_finite(losses):
+        if _on_any_rank(~torch.isfinite(losses.detach()).all()):
             self._skip_nonfinite(loss_dict)
             return
         self.nonfinite_in_a_row = 0
