@@ -395,12 +395,13 @@ def do_eval(cfg, args=None):
         base_candidates=[base or os.environ.get(env, "")],
     )
     extra = loader.load(checkpoint, checkpointables=[]) or {}
+    iteration = extra.get("iteration")
     info = _run_info(
         cfg,
         args,
-        iteration=extra.get("iteration"),
+        iteration=iteration,
         checkpoint=checkpoint,
-        checkpoint_iteration=extra.get("iteration"),
+        checkpoint_iteration=iteration,
         checkpoint_fingerprint=file_fingerprint(checkpoint),
         init_weights=extra.get("init_weights", "unrecorded"),
     )
@@ -428,10 +429,8 @@ def main(args):
     Entry point run in every process: load the config, set up, then train or evaluate.
 
     An error of :data:`INPUT_ERRORS` ends the process with ``SystemExit("error: <message>")``
-    (exit status 1); its traceback goes to ``log.txt`` only.
-
-    Args:
-        args (argparse.Namespace): from :func:`build_argument_parser`.
+    (exit status 1); its traceback goes to ``log.txt`` only. ``args`` come from
+    :func:`build_argument_parser`.
     """
     cfg = load_config(args.config_file, args.opts)
     try:
