@@ -4,16 +4,16 @@ import json
 import os
 from collections import defaultdict
 
-from detectron2.utils.events import EventWriter, get_event_storage
+from detectron2.utils.events import JSONWriter, get_event_storage
 
 from sar_lora_dino.utils.io import atomic_write
 
 __all__ = ["ProvenanceJSONWriter"]
 
 
-class ProvenanceJSONWriter(EventWriter):
+class ProvenanceJSONWriter(JSONWriter):
     """
-    Like detectron2's ``JSONWriter`` (one JSON object per line and iteration, appended), with
+    detectron2's ``JSONWriter`` (one JSON object per line and iteration, appended), with
     ``init_weights`` (a file fingerprint or ``"random"``) in every record and, in the records
     of evaluations, the evaluated ``checkpoint`` and its ``checkpoint_iteration``.
 
@@ -22,10 +22,8 @@ class ProvenanceJSONWriter(EventWriter):
     """
 
     def __init__(self, json_file, window_size=20):
+        super().__init__(json_file, window_size)
         self._path = json_file
-        self._file = open(json_file, "a")
-        self._window_size = window_size
-        self._last_write = -1
         self.provenance = {}
         self.evaluations = {}  # storage iteration -> {"checkpoint": ..., ...}
 
@@ -42,16 +40,16 @@ class ProvenanceJSONWriter(EventWriter):
         for iteration in sorted(by_iter):
             record = {"iteration": iteration, **by_iter[iteration], **self.provenance}
             record.update(self.evaluations.pop(iteration, {}))
-            self._file.write(json.dumps(record, sort_keys=True) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+            self._file_handle.write(json.dumps(record, sort_keys=True) + "\n")
+        self._file_handle.flush()
+        os.fsync(self._file_handle.fileno())
 
     def drop_after(self, iteration):
         """
         Remove, rewriting the file atomically, the records of iterations after ``iteration``
         (the resumed checkpoint's) and any line cut short by a kill; return how many.
         """
-        self._file.close()
+        self._file_handle.close()
         kept, dropped = [], 0
         with open(self._path) as f:
             for line in f:
@@ -66,8 +64,5 @@ class ProvenanceJSONWriter(EventWriter):
                     kept.append(line if line.endswith("\n") else line + "\n")
         if dropped:
             atomic_write(self._path, lambda f: f.writelines(kept), mode="w")
-        self._file = open(self._path, "a")
+        self._file_handle = open(self._path, "a")
         return dropped
-
-    def close(self):
-        self._file.close()
