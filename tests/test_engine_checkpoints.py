@@ -7,8 +7,14 @@ import pytest
 import torch
 from engine_helpers import build_tiny_model, make_tiny_root, tiny_cfg
 
-from sar_lora_dino.engine import BestCheckpointer, CheckpointMismatchError, do_eval, do_train
-from sar_lora_dino.engine.checkpointing import clean_stale_temps, prune_checkpoints
+from sar_lora_dino.engine import (
+    BestCheckpointer,
+    CheckpointMismatchError,
+    TrainingCheckpointer,
+    do_eval,
+    do_train,
+)
+from sar_lora_dino.engine.checkpointing import clean_stale_temps
 from sar_lora_dino.utils.io import TEMP_PREFIX
 
 PREFIX = "ckpttest"
@@ -67,7 +73,8 @@ def test_pruning_counts_earlier_runs_and_keeps_the_resume_point(tmp_path):
     (tmp_path / f"{TEMP_PREFIX}model_0000011.pth.abc").write_bytes(b"half")
     (tmp_path / "inference").mkdir()
     (tmp_path / "inference" / f"{TEMP_PREFIX}coco_metrics.json.x").write_bytes(b"")
-    assert prune_checkpoints(str(tmp_path), 2) == ["model_0000003.pth", "model_0000005.pth"]
+    pruned = TrainingCheckpointer(torch.nn.Linear(1, 1), str(tmp_path)).prune(2)
+    assert pruned == ["model_0000003.pth", "model_0000005.pth"]
     assert len(clean_stale_temps(str(tmp_path))) == 2
     assert sorted(os.listdir(tmp_path)) == [
         "inference",

@@ -19,7 +19,6 @@ __all__ = [
     "CheckpointMismatchError",
     "TrainingCheckpointer",
     "clean_stale_temps",
-    "prune_checkpoints",
     "PERIODIC_NAME",
 ]
 
@@ -44,31 +43,6 @@ def clean_stale_temps(folder):
                 else:
                     os.remove(path)
                 removed.append(path)
-    return removed
-
-
-def prune_checkpoints(save_dir, max_to_keep):
-    """
-    Keep the newest ``max_to_keep`` periodic checkpoints (``model_NNNNNNN.pth``, periodic and
-    SIGTERM ones alike, from this and earlier runs in the folder) and the one
-    ``last_checkpoint`` names; return the names of the removed files.
-    """
-    if not max_to_keep or max_to_keep <= 0 or not os.path.isdir(save_dir):
-        return []
-    last = ""
-    try:
-        with open(os.path.join(save_dir, "last_checkpoint")) as f:
-            last = f.read().strip()
-    except OSError:
-        pass
-    found = sorted(
-        (int(m.group(1)), name) for name in os.listdir(save_dir) if (m := PERIODIC_NAME.match(name))
-    )
-    removed = []
-    for _, name in found[: max(0, len(found) - max_to_keep)]:
-        if name != last:
-            os.remove(os.path.join(save_dir, name))
-            removed.append(name)
     return removed
 
 
@@ -156,6 +130,25 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
         if tag_last:
             self.tag_last_checkpoint(basename)
             self.last_saved = {"path": save_file, "iteration": kwargs.get("iteration")}
+
+    def prune(self, max_to_keep):
+        """
+        Keep the newest ``max_to_keep`` periodic checkpoints (``model_NNNNNNN.pth``, periodic and
+        SIGTERM ones alike, from this and earlier runs in the folder; None or 0: all) and the
+        one ``last_checkpoint`` names; return the names of the removed files.
+        """
+        if not max_to_keep or max_to_keep <= 0 or not os.path.isdir(self.save_dir):
+            return []
+        last = os.path.basename(self.get_checkpoint_file())
+        found = sorted(
+            (int(m[1]), n) for n in os.listdir(self.save_dir) if (m := PERIODIC_NAME.match(n))
+        )
+        removed = [name for _, name in found[: max(0, len(found) - max_to_keep)] if name != last]
+        for name in removed:
+            os.remove(os.path.join(self.save_dir, name))
+        if removed:
+            self.logger.info(f"Removed old checkpoints (max_to_keep={max_to_keep}): {removed}")
+        return removed
 
     def tag_last_checkpoint(self, last_filename_basename):
         atomic_write(

@@ -8,7 +8,6 @@ import threading
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 
-from .checkpointing import prune_checkpoints
 from .trainer import rng_state
 
 __all__ = [
@@ -33,9 +32,7 @@ def save_state(trainer, checkpointer, name, iteration, max_to_keep=None):
     try:
         if comm.is_main_process():
             checkpointer.save(name, iteration=iteration)
-            removed = prune_checkpoints(checkpointer.save_dir, max_to_keep)
-            if removed:
-                logger.info(f"Removed old checkpoints (max_to_keep={max_to_keep}): {removed}")
+            checkpointer.prune(max_to_keep)
     finally:
         trainer.iter, trainer.gathered_rng = current, None
 
@@ -150,9 +147,7 @@ class PeriodicCheckpointer(HookBase):
 
     def before_train(self):
         if comm.is_main_process():
-            removed = prune_checkpoints(self._checkpointer.save_dir, self._max_to_keep)
-            if removed:
-                logger.info(f"Removed old checkpoints (max_to_keep={self._max_to_keep}): {removed}")
+            self._checkpointer.prune(self._max_to_keep)
 
     def after_step(self):
         iteration = self.trainer.iter
