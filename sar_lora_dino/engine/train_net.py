@@ -92,15 +92,11 @@ def _resolve_device(cfg):
 def _check_writable(output_dir):
     try:
         os.makedirs(output_dir, exist_ok=True)
-    except OSError as e:
-        raise PermissionError(
-            f"train.output_dir={output_dir!r}: cannot create the output folder ({e})."
-        ) from e
-    try:
         tempfile.TemporaryFile(dir=output_dir, prefix=TEMP_PREFIX).close()
     except OSError as e:
         raise PermissionError(
-            f"train.output_dir={output_dir!r} is not writable ({e}); choose another folder."
+            f"train.output_dir={output_dir!r}: cannot create or write the output folder ({e}); "
+            "choose another folder."
         ) from e
 
 
