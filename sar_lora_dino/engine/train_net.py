@@ -28,8 +28,6 @@ from .writers import ProvenanceJSONWriter
 
 __all__ = [
     "build_argument_parser",
-    "check_eval_datasets",
-    "check_init_checkpoint",
     "load_config",
     "setup",
     "do_train",
@@ -145,12 +143,8 @@ def _run_info(cfg, args, **extra):
     }
 
 
-def check_init_checkpoint(cfg):
-    """
-    Returns the fingerprint of ``train.init_checkpoint``, which must exist, or ``"random"`` when
-    it is empty and ``train.allow_random_init=True``. Errors name ``train.weights_env``, the
-    environment variable the config reads the path from.
-    """
+def _check_init_checkpoint(cfg):
+    """The fingerprint of the existing ``train.init_checkpoint``, or "random" if allowed."""
     path = cfg.train.get("init_checkpoint") or ""
     env = cfg.train.get("weights_env") or "DINOV3_WEIGHTS"
     if not path:
@@ -174,7 +168,7 @@ def check_init_checkpoint(cfg):
     return file_fingerprint(path)
 
 
-def check_eval_datasets(cfg):
+def _check_eval_datasets(cfg):
     """Load the datasets to evaluate now: a missing or empty split fails before iteration 0."""
     for name in test_dataset_names(cfg):
         if name not in DatasetCatalog.list():
@@ -229,12 +223,12 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
     """
     output_dir = cfg.train.output_dir
     resuming = resume and os.path.isfile(os.path.join(output_dir, "last_checkpoint"))
-    init_weights = None if resuming else check_init_checkpoint(cfg)
+    init_weights = None if resuming else _check_init_checkpoint(cfg)
     if comm.is_main_process():
         removed = clean_stale_temps(output_dir)
         if removed:
             logger.info(f"Removed {len(removed)} temporary file(s) left by a killed run: {removed}")
-    check_eval_datasets(cfg)
+    _check_eval_datasets(cfg)
 
     model = instantiate(cfg.model).to(cfg.train.device)
     trainable, total = count_parameters(model)
@@ -380,7 +374,7 @@ def do_eval(cfg, args=None):
     if not os.path.isfile(checkpoint):
         what = "--weights" if weights else "train.init_checkpoint"
         raise FileNotFoundError(f"{what}={checkpoint!r}: no such file.")
-    check_eval_datasets(cfg)
+    _check_eval_datasets(cfg)
     model = instantiate(cfg.model).to(cfg.train.device)
     base = cfg.train.get("init_checkpoint") if weights else None
     env = cfg.train.get("weights_env") or "DINOV3_WEIGHTS"
