@@ -266,7 +266,10 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
         trainer=trainer,
     )
     best = BestCheckpointer(checkpointer, **dict(cfg.train.get("best_checkpointer") or {}))
-    json_writer = ProvenanceJSONWriter(os.path.join(output_dir, "metrics.json"))
+    main_process = comm.is_main_process()  # only rank 0 opens and writes metrics.json
+    json_writer = (
+        ProvenanceJSONWriter(os.path.join(output_dir, "metrics.json")) if main_process else None
+    )
     last_results = {}
     datasets = test_dataset_names(cfg)
 
@@ -275,13 +278,14 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
         # the last finished iteration, as checkpoints count it (after_train sees max_iter)
         iteration = min(trainer.iter, cfg.train.max_iter - 1)
         evaluated = _evaluated_checkpoint(checkpointer, iteration)
-        json_writer.evaluations[trainer.storage.iter] = {
-            k: evaluated[k] for k in ("checkpoint", "checkpoint_iteration")
-        }
+        if main_process:
+            json_writer.evaluations[trainer.storage.iter] = {
+                k: evaluated[k] for k in ("checkpoint", "checkpoint_iteration")
+            }
         info = _run_info(cfg, args, iteration=iteration, init_weights=init_weights, **evaluated)
         with rng_preserved():  # evaluation must not change what training draws next
             last_results = evaluate(cfg, model, run_info=info)
-        if comm.is_main_process():
+        if main_process:
             best.update(flatten_results_dict(last_results), iteration, datasets)
         return last_results
 
@@ -315,7 +319,7 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
                 ],
                 period=cfg.train.log_period,
             )
-            if comm.is_main_process()
+            if main_process
             else None,
             CheckpointOnSignal(checkpointer, max_to_keep=ckpt_cfg.get("max_to_keep")),
             *extra_hooks,
@@ -327,7 +331,7 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
         init_weights = extra.get("init_weights", "unrecorded")
         start_iter = trainer.iter + 1  # a checkpoint stores the iteration that had just finished
         logger.info(f"Resuming from {path} at iteration {start_iter}")
-        if comm.is_main_process():
+        if main_process:
             dropped = json_writer.drop_after(trainer.iter)
             if dropped:
                 logger.info(
@@ -347,7 +351,8 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
                     f"weights: {e}"
                 ) from e
     checkpointer.extra_state["init_weights"] = init_weights
-    json_writer.provenance["init_weights"] = init_weights
+    if main_process:
+        json_writer.provenance["init_weights"] = init_weights
     if trainable_only and not isinstance(init_weights, dict):
         raise ValueError(
             "train.checkpoint_trainable_only=True needs train.init_checkpoint (the frozen "
