@@ -1,7 +1,7 @@
 """Merging the detections of overlapping tiles: per-class NMS or greedy non-maximum merging."""
 
 import torch
-from torchvision.ops import box_area, box_iou
+from detectron2.structures import Boxes, pairwise_ioa, pairwise_iou
 
 __all__ = ["MERGE_METHODS", "MATCH_METRICS", "pairwise_overlap", "merge_detections"]
 
@@ -12,42 +12,35 @@ MATCH_METRICS = ("iou", "ios")
 def pairwise_overlap(boxes1, boxes2, metric="ios"):
     """
     Args:
-        boxes1 (Tensor): Nx4 XYXY.
-        boxes2 (Tensor): Mx4 XYXY.
-        metric (str): "iou" (intersection over union) or "ios" (intersection over the smaller
-            of the two areas: 1 when one box lies inside the other, as a box cut by a tile
-            border lies inside the whole object's box).
+        boxes1, boxes2 (Tensor): Nx4 and Mx4 XYXY.
+        metric (str): "iou", or "ios" (intersection over the smaller of the two areas: 1 when
+            one box lies inside the other, as a box cut by a tile border lies inside the whole
+            object's box).
 
     Returns:
         Tensor: NxM overlaps in [0, 1].
     """
     if metric not in MATCH_METRICS:
         raise ValueError(f"match metric must be one of {MATCH_METRICS}, got {metric!r}")
-    iou = box_iou(boxes1, boxes2)
+    b1, b2 = Boxes(boxes1), Boxes(boxes2)
     if metric == "iou":
-        return iou
-    area1, area2 = box_area(boxes1)[:, None], box_area(boxes2)[None, :]
-    # intersection = iou * union and union = a1 + a2 - intersection
-    inter = iou * (area1 + area2) / (1 + iou)
-    smaller = torch.minimum(area1, area2)
-    return torch.where(smaller > 0, inter / smaller.clamp(min=1e-12), torch.zeros_like(inter))
+        return pairwise_iou(b1, b2)
+    return torch.maximum(pairwise_ioa(b1, b2), pairwise_ioa(b2, b1).T)
 
 
 def _greedy_groups(boxes, scores, metric, threshold):
     """Greedy matching by score (then area): each kept box takes the later boxes it overlaps."""
-    by_area = torch.argsort(box_area(boxes), descending=True, stable=True)
+    by_area = torch.argsort(Boxes(boxes).area(), descending=True, stable=True)
     order = by_area[torch.argsort(scores[by_area], descending=True, stable=True)]
-    overlap = pairwise_overlap(boxes[order], boxes[order], metric)
+    matches = pairwise_overlap(boxes[order], boxes[order], metric) > threshold
     taken = torch.zeros(len(order), dtype=torch.bool)
     groups = []
     for i in range(len(order)):
-        if taken[i]:
-            continue
-        members = torch.nonzero((overlap[i] > threshold) & ~taken).flatten()
-        members = members[members >= i]
-        taken[members] = True
-        taken[i] = True
-        groups.append(order[torch.unique(torch.cat([members.new_tensor([i]), members]))])
+        if not taken[i]:  # every box before i is taken, so the group's first member is i
+            members = matches[i] & ~taken
+            members[i] = True
+            taken |= members
+            groups.append(order[members])
     return groups
 
 
@@ -59,17 +52,15 @@ def merge_detections(boxes, scores, classes, method="greedy_nmm", metric="ios", 
     equal scores).
 
     * "nms": a matched lower-scored box is dropped;
-    * "greedy_nmm" (greedy non-maximum merging): matched boxes are merged into the
-      highest-scored one: the merged box is the smallest box enclosing them all and keeps the
-      highest score. With "ios" a partial box cut at a tile border merges into the box of the
-      whole object seen by the neighbouring tile.
+    * "greedy_nmm" (greedy non-maximum merging): matched boxes are merged into the smallest box
+      enclosing them all, with the highest score. With "ios" a partial box cut at a tile border
+      merges into the box of the whole object seen by the neighbouring tile.
 
     Args:
         boxes (Tensor): Nx4 XYXY in scene pixels.
-        scores (Tensor): N scores.
-        classes (Tensor): N class indices.
-        method (str): "nms" or "greedy_nmm".
-        metric (str): "iou" or "ios".
+        scores, classes (Tensor): N scores and class indices.
+        method (str): one of :data:`MERGE_METHODS`.
+        metric (str): one of :data:`MATCH_METRICS`.
         threshold (float): overlap above which two boxes are the same object.
 
     Returns:
@@ -84,14 +75,14 @@ def merge_detections(boxes, scores, classes, method="greedy_nmm", metric="ios", 
     for c in torch.unique(classes):
         idx = torch.nonzero(classes == c).flatten()
         for group in _greedy_groups(boxes[idx], scores[idx], metric, threshold):
-            members = boxes[idx][group]
-            keep = (
-                members[0]
-                if method == "nms"
-                else torch.cat([members[:, :2].min(dim=0).values, members[:, 2:].max(dim=0).values])
-            )
-            out_boxes.append(keep)
-            out_scores.append(scores[idx][group].max())
+            members = boxes[idx[group]]
+            if method == "nms":
+                out_boxes.append(members[0])
+            else:
+                out_boxes.append(
+                    torch.cat([members[:, :2].min(0).values, members[:, 2:].max(0).values])
+                )
+            out_scores.append(scores[idx[group[0]]])  # the group's highest score
             out_classes.append(c)
     if not out_boxes:
         return boxes[:0], scores[:0], classes[:0]
