@@ -14,8 +14,8 @@ from sar_lora_dino.data.scaling import apply_scaling
 from sar_lora_dino.reporting.painter import paint_detections, save_png
 
 from .merge import merge_detections
-from .outputs import coco_results, geo_reference, unique_name, write_geojson, write_json
-from .scene import SceneReader, tile_windows
+from .outputs import unique_name, write_geojson, write_json
+from .scene import SceneReader, geo_reference, tile_windows
 
 __all__ = ["expand_inputs", "run_inference"]
 
@@ -148,22 +148,21 @@ def run_inference(
     meta = predictor.metadata
     names = list(meta.get("thing_classes", []))
     to_dataset = {v: k for k, v in meta.get("thing_dataset_id_to_contiguous_id", {}).items()}
-    category_ids = [to_dataset.get(i, i) for i in range(len(names))]
     inputs = [_Input(i, path) for i, path in enumerate(files)]
     taken, results, images, failed = set(), [], [], []
     bar = tqdm(total=len(inputs), desc="inputs", unit="input", disable=not progress)
     tiles_bar = tqdm(total=0, unit="tile", leave=False, disable=not progress or tile is None)
 
     def finish(item):
-        if item.reader is None and item.error is None and item.image is None:
-            return
         reader, image = item.reader, item.image
         try:
             if item.error is not None:
                 raise RuntimeError(item.error)
-            boxes = torch.cat([p[0] for p in item.parts]) if item.parts else torch.zeros(0, 4)
-            scores = torch.cat([p[1] for p in item.parts]) if item.parts else torch.zeros(0)
-            classes = torch.cat([p[2] for p in item.parts]).long() if item.parts else scores.long()
+            if item.parts:
+                boxes, scores, classes = (torch.cat(p) for p in zip(*item.parts))
+            else:
+                boxes, scores, classes = torch.zeros(0, 4), torch.zeros(0), torch.zeros(0)
+            classes = classes.long()
             if tile is not None and len(item.parts) > 1:
                 boxes, scores, classes = merge_detections(
                     boxes, scores, classes, merge, match_metric, match_threshold
@@ -180,7 +179,15 @@ def run_inference(
                 write_geojson(
                     os.path.join(output_dir, f"{name}.geojson"), geo, boxes, scores, classes, names
                 )
-            results.extend(coco_results(item.index, boxes, scores, classes, category_ids))
+            for (x0, y0, x1, y1), s, c in zip(boxes.tolist(), scores.tolist(), classes.tolist()):
+                results.append(
+                    {
+                        "image_id": item.index,
+                        "category_id": to_dataset.get(c, c),
+                        "bbox": [round(v, 2) for v in (x0, y0, x1 - x0, y1 - y0)],
+                        "score": round(s, 5),
+                    }
+                )
             rss = [r for r in item.rss if r is not None]
             images.append(
                 {
@@ -243,7 +250,7 @@ def run_inference(
         "merge": {"method": merge, "metric": match_metric, "threshold": match_threshold}
         if tile is not None
         else None,
-        "categories": [{"id": i, "name": n} for i, n in zip(category_ids, names)],
+        "categories": [{"id": to_dataset.get(i, i), "name": n} for i, n in enumerate(names)],
         "images": sorted(images, key=lambda r: r["id"]),
         "failed": failed,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

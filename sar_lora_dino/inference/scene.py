@@ -9,18 +9,38 @@ import numpy as np
 from sar_lora_dino.data.image_io import ImageReadError, has_tifffile, read_raw
 from sar_lora_dino.data.scaling import parse_scaling, scaling_bounds
 
-__all__ = ["SceneReader", "tile_windows", "has_rasterio"]
+__all__ = ["SceneReader", "geo_reference", "has_rasterio", "tile_windows"]
 
 _TIFF = (".tif", ".tiff")
 _PIXELS_PER_BLOCK = 1 << 21  # full-resolution pixels read at once for statistics and overviews
 
 
 def has_rasterio():
+    """Whether the optional ``rasterio`` package (``pip install -e .[geo]``) is installed."""
+    return importlib.util.find_spec("rasterio") is not None
+
+
+def _rasterio_open(path):
+    import rasterio
+
+    with warnings.catch_warnings():  # a plain TIFF is fine: it just has no CRS
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        return rasterio.open(path)
+
+
+def geo_reference(path):
     """
     Returns:
-        bool: whether the optional ``rasterio`` package (``pip install -e .[geo]``) is installed.
+        tuple or None: (crs, affine transform) of a georeferenced TIFF when rasterio is
+        installed, else None.
     """
-    return importlib.util.find_spec("rasterio") is not None
+    if not has_rasterio() or not path.lower().endswith(_TIFF):
+        return None
+    try:
+        with _rasterio_open(path) as ds:
+            return (ds.crs, ds.transform) if ds.crs is not None else None
+    except Exception:  # unreadable by GDAL: the reader reports the file; no geography then
+        return None
 
 
 def tile_windows(width, height, tile, overlap):
@@ -28,11 +48,6 @@ def tile_windows(width, height, tile, overlap):
     Windows covering a scene: ``tile`` x ``tile`` squares, neighbours sharing ``overlap``
     pixels; the last row and column are moved back to end at the border, so every window lies
     inside the scene (a scene smaller than ``tile`` is one window of its own size).
-
-    Args:
-        width, height (int): scene size.
-        tile (int): window side.
-        overlap (int): pixels shared by neighbouring windows, < tile.
 
     Returns:
         list[tuple[int, int, int, int]]: (x0, y0, w, h) per window, row by row.
@@ -83,6 +98,8 @@ class SceneReader:
                 backend = "memory"
         self.backend = backend
         getattr(self, f"_open_{backend}")()
+        if self.dtype.kind == "c":
+            raise ImageReadError(f"{self.path}: complex (SLC) pixels; convert to amplitude first")
 
     def _tiff_layout(self):
         """(offset, dtype, shape, planar) of contiguous uncompressed data, else None."""
@@ -106,8 +123,6 @@ class SceneReader:
             raise ImageReadError(f"{self.path}: not an uncompressed TIFF that can be memory-mapped")
         self._memmap = layout
         offset, dtype, shape, planar = layout
-        if dtype.kind == "c":
-            raise ImageReadError(f"{self.path}: complex (SLC) pixels; convert to amplitude first")
         if len(shape) == 2:
             self.height, self.width, self.channels = shape[0], shape[1], 1
         elif planar:
@@ -122,9 +137,7 @@ class SceneReader:
         self._env = rasterio.Env(GDAL_CACHEMAX=64)  # MB: keep the block cache small
         self._env.__enter__()
         try:
-            with warnings.catch_warnings():  # a plain TIFF is fine: it just has no CRS
-                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-                self._dataset = ds = rasterio.open(self.path)
+            self._dataset = ds = _rasterio_open(self.path)
         except Exception as e:
             self._env.__exit__(None, None, None)
             raise ImageReadError(f"{self.path}: rasterio cannot open it: {e}") from e
@@ -139,8 +152,6 @@ class SceneReader:
 
     def _open_memory(self):
         self._array = read_raw(self.path)
-        if np.iscomplexobj(self._array):
-            raise ImageReadError(f"{self.path}: complex (SLC) pixels; convert to amplitude first")
         self.height, self.width, self.channels = self._array.shape
         self.dtype = self._array.dtype
 
@@ -174,55 +185,46 @@ class SceneReader:
         finally:
             del mm
 
+    def _row_blocks(self, rows, step=1):
+        """The scene as blocks of ``rows`` full-width rows, every ``step``-th pixel."""
+        for y in range(0, self.height, rows):
+            yield self.read(0, y, self.width, min(rows, self.height - y), step)
+
     def overview(self, max_side):
         """
-        Args:
-            max_side (int): longest side of the result.
-
         Returns:
-            tuple[np.ndarray, int]: every ``step``-th pixel of the scene, and ``step``.
+            tuple[np.ndarray, int]: every ``step``-th pixel of the scene, with the longest side
+            at most ``max_side``, and ``step``.
         """
         step = max(1, math.ceil(max(self.width, self.height) / max_side))
-        rows = []
-        block = max(step, _PIXELS_PER_BLOCK // self.width // step * step)
-        for y in range(0, self.height, block):
-            rows.append(self.read(0, y, self.width, min(block, self.height - y), step))
-        return np.concatenate(rows, axis=0), step
+        rows = max(step, _PIXELS_PER_BLOCK // self.width // step * step)
+        return np.concatenate(list(self._row_blocks(rows, step)), axis=0), step
 
     def bounds(self, scaling):
         """
-        The scene-wide input values that ``scaling`` maps to 0 and 255, read in row blocks.
-        8- and 16-bit integers use an exact histogram; other types exact minimum/maximum and
-        percentiles of every 4th pixel in each direction.
-
-        Args:
-            scaling (str): ``dataloader.scaling``.
-
-        Returns:
-            tuple[float, float] or None: see :func:`scaling_bounds`.
+        The scene-wide input values that ``dataloader.scaling`` maps to 0 and 255 (see
+        :func:`scaling_bounds`), read in row blocks. 8- and 16-bit integers use an exact
+        histogram; other types exact minimum/maximum and percentiles of every 4th pixel in
+        each direction.
         """
         scaling = parse_scaling(scaling)
         if scaling.mode in ("none", "db") or self.dtype == np.uint8:
             return scaling_bounds(np.zeros(1, self.dtype), scaling, self.path)
-        exact = self.dtype.kind in "iu" and self.dtype.itemsize <= 2
-        shift = -int(np.iinfo(self.dtype).min) if exact else 0
-        hist = np.zeros(1 << (8 * self.dtype.itemsize), np.int64) if exact else None
-        lo, hi, samples = math.inf, -math.inf, []
-        rows = max(1, _PIXELS_PER_BLOCK // self.width)
-        for y in range(0, self.height, rows):
-            block = self.read(0, y, self.width, min(rows, self.height - y))
-            if exact:
-                values = block.ravel() if shift == 0 else block.astype(np.int32).ravel() + shift
-                hist += np.bincount(values, minlength=hist.size)
-                continue
-            finite = block[np.isfinite(block)] if block.dtype.kind == "f" else block.ravel()
-            if finite.size:
-                lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
-            samples.append(block[::4, ::4].ravel())
-        if not exact:
+        blocks = self._row_blocks(max(1, _PIXELS_PER_BLOCK // self.width))
+        if self.dtype.kind not in "iu" or self.dtype.itemsize > 2:
+            lo, hi, samples = math.inf, -math.inf, []
+            for block in blocks:
+                finite = block[np.isfinite(block)] if block.dtype.kind == "f" else block.ravel()
+                if finite.size:
+                    lo, hi = min(lo, float(finite.min())), max(hi, float(finite.max()))
+                samples.append(block[::4, ::4].ravel())
             if scaling.mode == "minmax":
                 return (lo, hi)
             return scaling_bounds(np.concatenate(samples), scaling, self.path)
+        shift = -int(np.iinfo(self.dtype).min)
+        hist = np.zeros(1 << (8 * self.dtype.itemsize), np.int64)
+        for block in blocks:
+            hist += np.bincount(block.astype(np.int32).ravel() + shift, minlength=hist.size)
         values = np.nonzero(hist)[0]
         if values.size == 0:
             raise ImageReadError(f"{self.path}: empty scene")
