@@ -1,7 +1,7 @@
 """Running a trained detector on image files and whole SAR scenes (tools/infer.py)."""
 
 from .merge import merge_detections, pairwise_overlap
-from .predictor import Predictor, find_run_files, load_inference_config
+from .predictor import Predictor
 from .runner import expand_inputs, run_inference
 from .scene import SceneReader, tile_windows
 
@@ -9,8 +9,6 @@ __all__ = [
     "Predictor",
     "SceneReader",
     "expand_inputs",
-    "find_run_files",
-    "load_inference_config",
     "merge_detections",
     "pairwise_overlap",
     "run_inference",

@@ -7,9 +7,11 @@ import sys
 import torch
 
 from sar_lora_dino.data.scaling import SCALING_HELP, parse_scaling
+from sar_lora_dino.engine.train_net import load_config
+from sar_lora_dino.export.model import find_run_files
 
 from .merge import MATCH_METRICS, MERGE_METHODS
-from .predictor import Predictor, find_run_files, load_inference_config
+from .predictor import Predictor
 from .runner import expand_inputs, run_inference
 
 __all__ = ["build_argument_parser", "main"]
@@ -30,10 +32,6 @@ Examples:
 
 
 def build_argument_parser():
-    """
-    Returns:
-        argparse.ArgumentParser
-    """
     p = argparse.ArgumentParser(
         description="Detect objects in SAR images, folders and whole scenes with a trained model.",
         epilog=_EPILOG,
@@ -87,9 +85,12 @@ def main(argv=None):
     else:
         config_file, weights = args.config_file, args.weights
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    cfg = load_inference_config(
-        config_file, args.opts, args.scaling, args.confidence_threshold, device
-    )
+    cfg = load_config(config_file, args.opts)
+    if args.scaling is not None:
+        cfg.dataloader.scaling = args.scaling
+        cfg.dataloader.test.mapper.scaling = args.scaling
+    cfg.model.test_score_thresh = args.confidence_threshold
+    cfg.train.device = device
     files, unmatched = expand_inputs(args.input)
     for spec in unmatched:
         logger.error(f"--input {spec}: no such file, or no image in it")

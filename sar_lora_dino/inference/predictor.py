@@ -1,6 +1,4 @@
-"""A trained detector for inference: config + weights (or a run folder), batched forward passes."""
-
-import logging
+"""A trained detector for inference: a config and its weights, batched forward passes."""
 
 import numpy as np
 import torch
@@ -12,37 +10,9 @@ from omegaconf import OmegaConf
 from sar_lora_dino.checkpoint import file_fingerprint
 from sar_lora_dino.data.image_io import to_format
 from sar_lora_dino.data.sardet import SARDET100K_CATEGORIES
-from sar_lora_dino.engine.train_net import load_config
-from sar_lora_dino.export.model import build_trained_model, find_run_files
+from sar_lora_dino.export.model import build_trained_model
 
-__all__ = ["Predictor", "find_run_files", "load_inference_config"]
-
-logger = logging.getLogger(__name__)
-
-
-def load_inference_config(config_file, overrides=(), scaling=None, confidence=None, device=None):
-    """
-    Load a training config for inference with checked ``key=value`` overrides.
-
-    Args:
-        config_file (str): a ``.py`` LazyConfig or a run's ``config.yaml``.
-        overrides (list[str]): as for the training tool.
-        scaling (str or None): sets ``dataloader.scaling`` (and the test mapper's).
-        confidence (float or None): sets ``model.test_score_thresh``.
-        device (str or None): sets ``train.device``.
-
-    Returns:
-        DictConfig
-    """
-    cfg = load_config(config_file, overrides)
-    if scaling is not None:
-        cfg.dataloader.scaling = scaling
-        cfg.dataloader.test.mapper.scaling = scaling
-    if confidence is not None:
-        cfg.model.test_score_thresh = float(confidence)
-    if device is not None:
-        cfg.train.device = device
-    return cfg
+__all__ = ["Predictor"]
 
 
 class Predictor:
@@ -51,29 +21,26 @@ class Predictor:
     model's 0..255 range and return detections in their pixels. Each image goes through the
     config's test-time augmentations (``dataloader.test.mapper.augmentations``: the resize to
     the input size the model was trained at), exactly as in evaluation.
+
+    Args:
+        cfg (DictConfig): the run's config.
+        weights (str): any checkpoint :func:`build_trained_model` reads.
     """
 
     def __init__(self, cfg, weights):
-        """
-        Args:
-            cfg (DictConfig): from :func:`load_inference_config`.
-            weights (str): any checkpoint :func:`build_trained_model` reads.
-        """
-        self.cfg = cfg
-        self.device = str(cfg.train.get("device", "cpu"))
-        self.model = build_trained_model(cfg, weights, self.device)
+        self.model = build_trained_model(cfg, weights, str(cfg.train.get("device", "cpu")))
         self.weights = file_fingerprint(weights)
         test = cfg.dataloader.test
         self.augmentations = T.AugmentationList(list(instantiate(test.mapper.augmentations)))
         self.image_format = test.mapper.get("image_format", "RGB")
         self.scaling = str(OmegaConf.select(cfg, "dataloader.test.mapper.scaling", default="none"))
-        self.metadata = self._metadata(test)
+        self.metadata = self._metadata(test.dataset.get("names", None))
         scale = OmegaConf.select(cfg, "dataloader.image_scale", default=None)
         self.input_size = list(scale) if scale is not None else None
 
     @staticmethod
-    def _metadata(test):
-        names = test.dataset.get("names", None)
+    def _metadata(names):
+        """The test dataset's metadata, else SARDet-100K's classes and colours."""
         name = names if isinstance(names, str) else (names[0] if names else None)
         if name is not None and "thing_classes" in MetadataCatalog.get(name).as_dict():
             return MetadataCatalog.get(name)
@@ -106,8 +73,5 @@ class Predictor:
             return []
         with torch.inference_mode():
             outputs = self.model([self._input(im) for im in images])
-        results = []
-        for out in outputs:
-            inst = out["instances"].to("cpu")
-            results.append((inst.pred_boxes.tensor, inst.scores, inst.pred_classes))
-        return results
+        instances = [out["instances"].to("cpu") for out in outputs]
+        return [(i.pred_boxes.tensor, i.scores, i.pred_classes) for i in instances]
