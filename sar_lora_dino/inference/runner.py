@@ -24,12 +24,9 @@ logger = logging.getLogger(__name__)
 
 def expand_inputs(specs):
     """
-    Args:
-        specs (list[str]): files, folders (searched recursively for
-            :data:`IMAGE_EXTENSIONS`) and glob patterns.
-
     Returns:
-        tuple[list[str], list[str]]: the image files in order (without repeats), and the
+        tuple[list[str], list[str]]: the image files of ``specs`` (files, folders searched
+        recursively for :data:`IMAGE_EXTENSIONS`, globs) in order without repeats, and the
         specs that matched nothing.
     """
     files, unmatched = [], []
@@ -116,7 +113,6 @@ def run_inference(
     match_metric="ios",
     match_threshold=0.5,
     picture_size=2000,
-    progress=None,
 ):
     """
     Run a predictor over image files and write, into ``output_dir``: a picture per input
@@ -125,11 +121,10 @@ def run_inference(
     id in ``inputs.json``), ``inputs.json`` (inputs, sizes, scaling, failures, weights) and, for
     georeferenced inputs when rasterio is installed, ``<name>.geojson`` in the product's CRS.
     Every file is written atomically. A file that cannot be read is reported and skipped.
+    Progress bars show when stderr is a terminal.
 
     Args:
         predictor (Predictor): the detector.
-        files (list[str]): image files.
-        output_dir (str): where to write.
         tile (int or None): cut every input into ``tile`` x ``tile`` windows (see
             :func:`tile_windows`) read one at a time, each run at the model's input size.
         overlap (int): pixels shared by neighbouring windows.
@@ -137,13 +132,11 @@ def run_inference(
         merge, match_metric, match_threshold: how detections of overlapping windows are merged
             (see :func:`merge_detections`); only used when tiling.
         picture_size (int): longest side of the pictures.
-        progress (bool or None): progress bars; None shows them when stderr is a terminal.
 
     Returns:
         dict: the run manifest written as ``inputs.json``.
     """
-    if progress is None:
-        progress = sys.stderr.isatty()
+    progress = sys.stderr.isatty()
     os.makedirs(output_dir, exist_ok=True)
     meta = predictor.metadata
     names = list(meta.get("thing_classes", []))
@@ -173,8 +166,7 @@ def run_inference(
                 os.path.join(output_dir, f"{name}.png"),
                 _picture(item, boxes, scores, classes, meta, picture_size, predictor.scaling),
             )
-            geo = (reader.crs, reader.transform) if reader and reader.crs else None
-            geo = geo or (geo_reference(item.path) if reader is None else None)
+            geo = reader.geo if reader else geo_reference(item.path)
             if geo is not None:
                 write_geojson(
                     os.path.join(output_dir, f"{name}.geojson"), geo, boxes, scores, classes, names
@@ -217,10 +209,8 @@ def run_inference(
     def run(queue):
         outputs = predictor([image for _, _, image in queue])
         for (item, (x0, y0), _), (boxes, scores, classes) in zip(queue, outputs):
-            if item.error is None:
-                shift = boxes.new_tensor([x0, y0, x0, y0])
-                item.parts.append((boxes + shift, scores, classes))
-                item.rss.append(_rss_mib())
+            item.parts.append((boxes + boxes.new_tensor([x0, y0, x0, y0]), scores, classes))
+            item.rss.append(_rss_mib())
         tiles_bar.update(len(queue))
         for item in {id(i): i for i, _, _ in queue}.values():
             if item.expected is not None and len(item.parts) >= item.expected:

@@ -71,7 +71,7 @@ class SceneReader:
     Read windows of one image file without holding the whole scene in memory where possible:
 
     * "rasterio" (GeoTIFFs, when the ``geo`` extra is installed): windowed reads with a small
-      GDAL cache; also gives the CRS and the pixel-to-map transform;
+      GDAL cache; also gives the CRS and the pixel-to-map transform (``geo``);
     * "tifffile" (uncompressed TIFFs, when tifffile is installed): a memory map opened per
       window and closed after it, so the resident memory stays one window;
     * "memory": anything else is read whole once (:func:`read_raw`) and cut into windows.
@@ -86,7 +86,7 @@ class SceneReader:
             backend (str): "auto", "rasterio", "tifffile" or "memory".
         """
         self.path = path
-        self.crs, self.transform = None, None
+        self.geo = None  # (crs, transform) of a georeferenced file read by rasterio
         self._array = self._memmap = self._dataset = self._env = None
         is_tiff = path.lower().endswith(_TIFF)
         if backend == "auto":
@@ -148,7 +148,7 @@ class SceneReader:
         self.width, self.height, self.channels = ds.width, ds.height, min(ds.count, 3)
         self.dtype = np.dtype(ds.dtypes[0])
         if ds.crs is not None:
-            self.crs, self.transform = ds.crs, ds.transform
+            self.geo = (ds.crs, ds.transform)
 
     def _open_memory(self):
         self._array = read_raw(self.path)
