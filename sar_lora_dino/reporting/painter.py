@@ -6,6 +6,7 @@ import math
 from collections import defaultdict
 
 import numpy as np
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 from detectron2.utils.visualizer import Visualizer
 from PIL import Image
@@ -27,13 +28,9 @@ _WHITE = (1.0, 1.0, 1.0)
 
 def class_colors(metadata, num_classes):
     """
-    Args:
-        metadata (Metadata or None): a dataset's metadata; ``thing_colors`` (RGB 0..255) are used
-            when present, matplotlib's tab10 colours otherwise.
-        num_classes (int): how many colours are needed.
-
     Returns:
-        list[tuple[float, float, float]]: RGB in 0..1 per class, exactly (no jitter).
+        list[tuple[float, float, float]]: RGB in 0..1 per class, exactly (no jitter): the
+        metadata's ``thing_colors`` when it has enough, matplotlib's tab10 otherwise.
     """
     colors = list(metadata.get("thing_colors", [])) if metadata is not None else []
     if len(colors) >= num_classes:
@@ -45,13 +42,7 @@ def class_colors(metadata, num_classes):
 
 
 def to_display(image):
-    """
-    Args:
-        image (np.ndarray): HxW or HxWxC, uint8 or float in 0..255 (what the reader returns).
-
-    Returns:
-        np.ndarray: HxWx3 uint8 RGB.
-    """
+    """HxW or HxWxC, uint8 or float in 0..255 (what the reader returns) -> HxWx3 uint8 RGB."""
     if image.ndim == 2:
         image = image[:, :, None]
     if image.shape[2] == 1:
@@ -62,7 +53,7 @@ def to_display(image):
 
 
 def paint_detections(
-    image, boxes, classes, scores=None, metadata=None, truth_boxes=None, scale=1.0, font_size=None
+    image, boxes, classes, scores=None, metadata=None, truth_boxes=None, scale=1.0
 ):
     """
     Paint boxes with class names (and scores) in the class colours of the dataset metadata.
@@ -75,7 +66,6 @@ def paint_detections(
         metadata (Metadata or None): ``thing_classes`` and ``thing_colors``.
         truth_boxes (array-like or None): Mx4 XYXY boxes drawn thin in white, unlabelled.
         scale (float): output size relative to ``image``.
-        font_size (float or None): label size in output pixels; detectron2 picks one if None.
 
     Returns:
         np.ndarray: HxWx3 uint8 RGB.
@@ -84,8 +74,6 @@ def paint_detections(
     classes = [int(c) for c in np.asarray(classes).reshape(-1)]
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     vis = Visualizer(to_display(image), metadata, scale=scale)
-    if font_size is not None:
-        vis._default_font_size = font_size
     if truth_boxes is not None and len(truth_boxes):
         truth = np.asarray(truth_boxes, dtype=np.float64).reshape(-1, 4)
         vis.overlay_instances(boxes=truth, assigned_colors=[_WHITE] * len(truth), alpha=1.0)
@@ -101,30 +89,28 @@ def paint_detections(
 
 
 def save_png(path, image):
-    """
-    Write an RGB uint8 array as a PNG, atomically.
-
-    Args:
-        path (str): destination.
-        image (np.ndarray): HxWx3 uint8 RGB.
-
-    Returns:
-        str: ``path``.
-    """
+    """Write an image (see :func:`to_display`) as a PNG, atomically."""
     buffer = io.BytesIO()
     Image.fromarray(to_display(image)).save(buffer, format="PNG")
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
-    return path
 
 
-def _grid(pictures, cols, tile):
+def _save_grid(output_file, pictures, cols, tile):
+    """Write ``pictures`` as a PNG grid of ``cols`` columns of ``tile`` px cells; return it."""
     rows = max(1, math.ceil(len(pictures) / cols))
     grid = np.full((rows * tile, min(cols, max(len(pictures), 1)) * tile, 3), 255, np.uint8)
     for i, p in enumerate(pictures):
         r, c = divmod(i, cols)
         p = p[:tile, :tile]
         grid[r * tile : r * tile + p.shape[0], c * tile : c * tile + p.shape[1]] = p
+    save_png(output_file, grid)
     return grid
+
+
+def _paint_record(record, tile, **kwargs):
+    """A dataset record's image, scaled to fit a ``tile`` px cell, painted."""
+    image = read_image(record["file_name"], "RGB")
+    return paint_detections(image, scale=tile / max(image.shape[:2]), **kwargs)
 
 
 def _xyxy(annotations):
@@ -147,8 +133,6 @@ def draw_contact_sheet(dataset_name, output_file, num_images=6, cols=3, tile=320
     Returns:
         np.ndarray: the sheet as an RGB uint8 array.
     """
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
     dicts = DatasetCatalog.get(dataset_name)
     metadata = MetadataCatalog.get(dataset_name)
     rng = np.random.default_rng(seed)
@@ -157,20 +141,12 @@ def draw_contact_sheet(dataset_name, output_file, num_images=6, cols=3, tile=320
     picks = [pool[i] for i in sorted(rng.choice(len(pool), min(num_images, len(pool)), False))]
     pictures = []
     for d in picks:
-        image = read_image(d["file_name"], "RGB")
         anns = d.get("annotations", [])
+        classes = [a["category_id"] for a in anns]
         pictures.append(
-            paint_detections(
-                image,
-                _xyxy(anns),
-                [a["category_id"] for a in anns],
-                metadata=metadata,
-                scale=tile / max(image.shape[:2]),
-            )
+            _paint_record(d, tile, boxes=_xyxy(anns), classes=classes, metadata=metadata)
         )
-    sheet = _grid(pictures, cols, tile)
-    save_png(output_file, sheet)
-    return sheet
+    return _save_grid(output_file, pictures, cols, tile)
 
 
 def paint_predictions(
@@ -178,23 +154,13 @@ def paint_predictions(
 ):
     """
     Paint the predictions of a COCO evaluation (``coco_instances_results.json``) on the first
-    images of a registered dataset: ground truth in thin white, predictions in class colours with
-    the class name and score. Writes one PNG grid.
-
-    Args:
-        predictions_file (str): COCO results JSON written by :class:`COCOEvaluator`.
-        dataset_name (str): registered dataset the predictions were made on.
-        output_file (str): PNG to write.
-        num_images (int): images in the grid.
-        score_thresh (float): draw predictions at or above this score.
-        cols (int): grid columns.
-        tile (int): side of one grid cell in pixels.
+    ``num_images`` images of the registered dataset they were made on: ground truth in thin
+    white, predictions at or above ``score_thresh`` in class colours with the class name and
+    score, in one PNG grid (as :func:`draw_contact_sheet`).
 
     Returns:
         str: ``output_file``.
     """
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
     with open(predictions_file) as f:
         predictions = json.load(f)
     by_image = defaultdict(list)
@@ -208,19 +174,18 @@ def paint_predictions(
         raise ValueError(f"dataset {dataset_name!r} has no images")
     pictures = []
     for r in records:
-        image = read_image(r["file_name"], "RGB")
         preds = by_image.get(r["image_id"], [])
         boxes = [BoxMode.convert(p["bbox"], BoxMode.XYWH_ABS, BoxMode.XYXY_ABS) for p in preds]
         pictures.append(
-            paint_detections(
-                image,
-                boxes,
-                [id_map.get(p["category_id"], p["category_id"]) for p in preds],
+            _paint_record(
+                r,
+                tile,
+                boxes=boxes,
+                classes=[id_map.get(p["category_id"], p["category_id"]) for p in preds],
                 scores=[p["score"] for p in preds],
                 metadata=metadata,
                 truth_boxes=_xyxy(r.get("annotations", [])),
-                scale=tile / max(image.shape[:2]),
             )
         )
-    save_png(output_file, _grid(pictures, cols, tile))
+    _save_grid(output_file, pictures, cols, tile)
     return output_file
