@@ -121,7 +121,8 @@ def test_trainable_parameters_are_counted_through_ddp_wrappers(tmp_path):
 def test_pictures_of_a_run(full_run, tmp_path):
     import cv2
 
-    from sar_lora_dino.reporting.plots import paint_predictions, plot_training_curves
+    from sar_lora_dino.reporting.painter import paint_predictions
+    from sar_lora_dino.reporting.plots import plot_training_curves
 
     out, _ = full_run
     metrics = str(tmp_path / "metrics.json")

@@ -6,7 +6,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from sar_lora_dino.reporting.plots import paint_predictions, plot_training_curves  # noqa: E402
+from sar_lora_dino.reporting.painter import paint_predictions  # noqa: E402
+from sar_lora_dino.reporting.plots import plot_training_curves  # noqa: E402
 
 
 def main(argv=None):

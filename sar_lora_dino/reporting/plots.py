@@ -1,18 +1,13 @@
 """Pictures of a run: loss and AP curves from metrics.json (predictions: see painter.py)."""
 
 import json
-import logging
 import math
 import os
 from collections import defaultdict
 
 from sar_lora_dino.utils.io import atomic_write
 
-from .painter import paint_predictions
-
-__all__ = ["read_metrics", "plot_training_curves", "paint_predictions"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["read_metrics", "plot_training_curves"]
 
 LOSS_KEYS = ("total_loss", "loss_cls", "loss_box_reg")
 AP_KEYS = ("bbox/AP", "bbox/AP50")
@@ -20,14 +15,9 @@ AP_KEYS = ("bbox/AP", "bbox/AP50")
 
 def read_metrics(metrics_file):
     """
-    Read detectron2's ``metrics.json`` (one JSON object per line). A line cut short by a killed
-    run is skipped, and when a resumed run wrote an iteration again the later record wins.
-
-    Args:
-        metrics_file (str): path of ``metrics.json``.
-
-    Returns:
-        list[dict]: records sorted by ``iteration``.
+    Read detectron2's ``metrics.json`` (one JSON object per line) into records sorted by
+    ``iteration``. A line cut short by a killed run is skipped, and when a resumed run wrote
+    an iteration again the later record wins.
     """
     by_iter = {}
     with open(metrics_file) as f:
@@ -43,12 +33,8 @@ def read_metrics(metrics_file):
 
 def plot_training_curves(metrics_file, output_file, title=None):
     """
-    Plot the training losses and the validation AP/AP50 against the iteration, as a PNG.
-
-    Args:
-        metrics_file (str): ``metrics.json`` of a run.
-        output_file (str): PNG to write.
-        title (str or None): figure title.
+    Plot the training losses and the validation AP/AP50 of a run's ``metrics.json`` against
+    the iteration, as a PNG titled ``title`` (default: the run's folder).
 
     Returns:
         str: ``output_file``.
