@@ -4,6 +4,7 @@ import glob
 import json
 import math
 import os
+import statistics
 from collections import OrderedDict
 
 from sar_lora_dino.engine.evaluation import BBOX_METRICS, METRICS_FILE
@@ -122,14 +123,10 @@ def collect_runs(paths, group_by="setting"):
 
 
 def _mean_std(values):
+    """Mean and sample standard deviation over seeds of the finite values (None if too few)."""
     values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return None, None, 0
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None, len(values)
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)  # sample std over seeds
-    return mean, math.sqrt(var), len(values)
+    mean = statistics.mean(values) if values else None
+    return mean, statistics.stdev(values) if len(values) > 1 else None
 
 
 def _check_weights(records, separate_weights):
@@ -162,7 +159,6 @@ def summarize(records, separate_weights=False):
 
     Args:
         records (list[dict]): from :func:`collect_runs`.
-        separate_weights (bool): one row per (setting, weights) instead of an error.
 
     Returns:
         OrderedDict: ``{(setting, split): {"n": int, "seeds": list, "trainable_params": int,
@@ -180,8 +176,7 @@ def summarize(records, separate_weights=False):
         row["trainable_params"] = params.pop() if len(params) == 1 else None
         for metric in BBOX_METRICS:
             values = [r["bbox"].get(metric) for r in runs]
-            mean, std, _ = _mean_std([v / 100.0 if v is not None else None for v in values])
-            row[metric] = (mean, std)
+            row[metric] = _mean_std([v / 100.0 for v in values if v is not None])
         table[key] = row
     return table
 
@@ -225,14 +220,11 @@ def format_tsv(table):
         as fractions.
     """
     header = ["setting", "split", "n", "seeds", "trainable_params"]
-    for metric in BBOX_METRICS:
-        header += [f"{metric}_mean", f"{metric}_std"]
-    lines = ["\t".join(header)]
-    fmt = lambda v: "" if v is None else f"{v:.4f}"  # noqa: E731
+    lines = [header + [f"{m}_{stat}" for m in BBOX_METRICS for stat in ("mean", "std")]]
     for (setting, split), row in table.items():
+        params = row["trainable_params"]
         cells = [setting, split, str(row["n"]), ",".join(str(s) for s in row["seeds"])]
-        cells.append("" if row["trainable_params"] is None else str(row["trainable_params"]))
-        for metric in BBOX_METRICS:
-            cells += [fmt(row[metric][0]), fmt(row[metric][1])]
-        lines.append("\t".join(cells))
-    return "\n".join(lines) + "\n"
+        cells.append("" if params is None else str(params))
+        cells += ["" if v is None else f"{v:.4f}" for m in BBOX_METRICS for v in row[m]]
+        lines.append(cells)
+    return "".join("\t".join(cells) + "\n" for cells in lines)
