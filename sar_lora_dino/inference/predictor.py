@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 from detectron2.config import instantiate
-from detectron2.data import MetadataCatalog
+from detectron2.data import Metadata, MetadataCatalog
 from detectron2.data import transforms as T
 from omegaconf import OmegaConf
 
@@ -34,23 +34,16 @@ class Predictor:
         self.augmentations = T.AugmentationList(list(instantiate(test.mapper.augmentations)))
         self.image_format = test.mapper.get("image_format", "RGB")
         self.scaling = str(OmegaConf.select(cfg, "dataloader.test.mapper.scaling", default="none"))
-        self.metadata = self._metadata(test.dataset.get("names", None))
-        scale = OmegaConf.select(cfg, "dataloader.image_scale", default=None)
-        self.input_size = list(scale) if scale is not None else None
-
-    @staticmethod
-    def _metadata(names):
-        """The test dataset's metadata, else SARDet-100K's classes and colours."""
+        names = test.dataset.get("names", None)
         name = names if isinstance(names, str) else (names[0] if names else None)
-        if name is not None and "thing_classes" in MetadataCatalog.get(name).as_dict():
-            return MetadataCatalog.get(name)
-        meta = MetadataCatalog.get("__sar_lora_dino_inference")
-        if "thing_classes" not in meta.as_dict():
-            meta.set(
+        self.metadata = MetadataCatalog.get(name) if name else Metadata()
+        if "thing_classes" not in self.metadata.as_dict():  # a dataset not registered here
+            self.metadata = Metadata(
                 thing_classes=[c["name"] for c in SARDET100K_CATEGORIES],
                 thing_colors=[c["color"] for c in SARDET100K_CATEGORIES],
             )
-        return meta
+        scale = OmegaConf.select(cfg, "dataloader.image_scale", default=None)
+        self.input_size = list(scale) if scale is not None else None
 
     def _input(self, image):
         image = to_format(image, self.image_format)

@@ -89,9 +89,9 @@ def paint_detections(
 
 
 def save_png(path, image):
-    """Write an image (see :func:`to_display`) as a PNG, atomically."""
+    """Write an HxWx3 uint8 RGB image as a PNG, atomically."""
     buffer = io.BytesIO()
-    Image.fromarray(to_display(image)).save(buffer, format="PNG")
+    Image.fromarray(image).save(buffer, format="PNG")
     atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
