@@ -119,16 +119,9 @@ def _xyxy(annotations):
 
 def draw_contact_sheet(dataset_name, output_file, num_images=6, cols=3, tile=320, seed=0):
     """
-    Draw ``num_images`` images of a registered dataset with their boxes and class names into
-    one PNG grid; images with boxes are preferred.
-
-    Args:
-        dataset_name (str): a registered dataset, e.g. "sardet100k_val".
-        output_file (str): path of the PNG to write.
-        num_images (int): how many images to show.
-        cols (int): images per row.
-        tile (int): side of each square cell in pixels (images are scaled to fit).
-        seed (int): which images are picked.
+    Draw ``num_images`` images of a registered dataset (picked by ``seed``, images with boxes
+    preferred) with their boxes and class names into one PNG grid of ``cols`` columns of
+    ``tile`` px square cells.
 
     Returns:
         np.ndarray: the sheet as an RGB uint8 array.

@@ -5,19 +5,10 @@ import json
 import math
 import os
 import statistics
-from collections import OrderedDict
 
 from sar_lora_dino.engine.evaluation import BBOX_METRICS, METRICS_FILE
 
-__all__ = [
-    "MixedWeightsError",
-    "find_metrics_files",
-    "collect_runs",
-    "summarize",
-    "format_markdown",
-    "format_tsv",
-    "weights_id",
-]
+__all__ = ["MixedWeightsError", "collect_runs", "summarize", "format_markdown", "format_tsv"]
 
 
 class MixedWeightsError(ValueError):
@@ -89,10 +80,9 @@ def setting_name(record):
 
 def collect_runs(paths, group_by="setting"):
     """
-    Read every metrics file under ``paths``.
+    Read every metrics file under ``paths`` (see :func:`find_metrics_files`).
 
     Args:
-        paths (list[str]): see :func:`find_metrics_files`.
         group_by (str): "setting" (config name + training overrides, from the file) or "dir"
             (the name of the folder above the seed folder: ``.../SETTING/SEED/inference/...``).
 
@@ -130,9 +120,9 @@ def _mean_std(values):
 
 
 def _check_weights(records, separate_weights):
-    by_setting = OrderedDict()
+    by_setting = {}
     for r in records:
-        by_setting.setdefault(r["setting"], OrderedDict()).setdefault(r["weights"], []).append(r)
+        by_setting.setdefault(r["setting"], {}).setdefault(r["weights"], []).append(r)
     for setting, groups in by_setting.items():
         if len(groups) > 1 and not separate_weights:
             listing = "; ".join(
@@ -161,15 +151,15 @@ def summarize(records, separate_weights=False):
         records (list[dict]): from :func:`collect_runs`.
 
     Returns:
-        OrderedDict: ``{(setting, split): {"n": int, "seeds": list, "trainable_params": int,
+        dict: ``{(setting, split): {"n": int, "seeds": list, "trainable_params": int,
         metric: (mean, std)}}`` with metrics as fractions (COCO AP / 100), in first-seen order.
     """
     records = [dict(r) for r in records]
     _check_weights(records, separate_weights)
-    groups = OrderedDict()
+    groups = {}
     for r in records:
         groups.setdefault((r["setting"], r["split"]), []).append(r)
-    table = OrderedDict()
+    table = {}
     for key, runs in groups.items():
         row = {"n": len(runs), "seeds": [r.get("seed") for r in runs]}
         params = {r.get("trainable_params") for r in runs}
@@ -196,8 +186,8 @@ def format_markdown(table):
         str: a Markdown table, one row per setting, an AP column per split (mean ± std over
         seeds), AP50 of the first split, and the trainable parameters.
     """
-    splits = list(OrderedDict.fromkeys(split for _, split in table))
-    settings = list(OrderedDict.fromkeys(setting for setting, _ in table))
+    splits = list(dict.fromkeys(split for _, split in table))
+    settings = list(dict.fromkeys(setting for setting, _ in table))
     header = ["Setting"] + [f"{s} mAP" for s in splits] + [f"{splits[0]} AP50", "trainable params"]
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     for setting in settings:
