@@ -57,11 +57,7 @@ def merge_detections(boxes, scores, classes, method="greedy_nmm", metric="ios", 
       merges into the box of the whole object seen by the neighbouring tile.
 
     Args:
-        boxes (Tensor): Nx4 XYXY in scene pixels.
-        scores, classes (Tensor): N scores and class indices.
-        method (str): one of :data:`MERGE_METHODS`.
-        metric (str): one of :data:`MATCH_METRICS`.
-        threshold (float): overlap above which two boxes are the same object.
+        boxes (Tensor): Nx4 XYXY in scene pixels, with N ``scores`` and ``classes``.
 
     Returns:
         tuple[Tensor, Tensor, Tensor]: boxes, scores and classes after merging, sorted by

@@ -50,14 +50,7 @@ def write_geojson(path, geo, boxes, scores, classes, class_names):
 
 
 def unique_name(path, taken):
-    """
-    Args:
-        path (str): an input file.
-        taken (set[str]): names already used in this run (updated).
-
-    Returns:
-        str: the file's stem, with a number added if another input already had it.
-    """
+    """The file's stem, numbered if it is in ``taken`` (the run's names so far, updated)."""
     stem = os.path.splitext(os.path.basename(path))[0]
     name, n = stem, 1
     while name in taken:

@@ -122,14 +122,16 @@ class SceneReader:
         if layout is None:
             raise ImageReadError(f"{self.path}: not an uncompressed TIFF that can be memory-mapped")
         self._memmap = layout
-        offset, dtype, shape, planar = layout
-        if len(shape) == 2:
-            self.height, self.width, self.channels = shape[0], shape[1], 1
-        elif planar:
-            self.channels, self.height, self.width = shape
-        else:
-            self.height, self.width, self.channels = shape
-        self.dtype = dtype.newbyteorder("=")
+        self.height, self.width, self.channels = self._mapped().shape
+        self.dtype = layout[1].newbyteorder("=")
+
+    def _mapped(self):
+        """The TIFF's pixels as an HxWxC memory map, opened anew so its pages leave with it."""
+        offset, dtype, shape, planar = self._memmap
+        mm = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape)
+        if mm.ndim == 2:
+            return mm[:, :, None]
+        return np.moveaxis(mm, 0, -1) if planar else mm
 
     def _open_rasterio(self):
         import rasterio
@@ -164,26 +166,16 @@ class SceneReader:
         Returns:
             np.ndarray: ceil(h / step) x ceil(w / step) x C array in the file's dtype.
         """
-        if self._array is not None:
-            return self._array[y0 : y0 + h : step, x0 : x0 + w : step]
         if self._dataset is not None:
             from rasterio.windows import Window
 
             bands = list(range(1, self.channels + 1))
             data = self._dataset.read(bands, window=Window(x0, y0, w, h))
             return np.ascontiguousarray(np.moveaxis(data[:, ::step, ::step], 0, -1))
-        offset, dtype, shape, planar = self._memmap
-        mm = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape)
-        try:
-            if len(shape) == 2:
-                window = mm[y0 : y0 + h : step, x0 : x0 + w : step, None]
-            elif planar:
-                window = np.moveaxis(mm[:, y0 : y0 + h : step, x0 : x0 + w : step], 0, -1)
-            else:
-                window = mm[y0 : y0 + h : step, x0 : x0 + w : step]
-            return np.array(window[..., :3], dtype=self.dtype)
-        finally:
-            del mm
+        if self._array is not None:
+            return self._array[y0 : y0 + h : step, x0 : x0 + w : step]
+        window = self._mapped()[y0 : y0 + h : step, x0 : x0 + w : step]
+        return np.array(window[..., :3], dtype=self.dtype)
 
     def _row_blocks(self, rows, step=1):
         """The scene as blocks of ``rows`` full-width rows, every ``step``-th pixel."""
