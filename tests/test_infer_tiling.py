@@ -10,14 +10,9 @@ import torch
 from PIL import Image
 
 from sar_lora_dino.data.image_io import has_tifffile
-from sar_lora_dino.inference import (
-    SceneReader,
-    merge_detections,
-    pairwise_overlap,
-    run_inference,
-    tile_windows,
-)
-from sar_lora_dino.inference.scene import has_rasterio
+from sar_lora_dino.inference.merge import merge_detections, pairwise_overlap
+from sar_lora_dino.inference.runner import run_inference
+from sar_lora_dino.inference.scene import SceneReader, has_rasterio, tile_windows
 
 
 def test_windows_cover_the_scene_and_stay_inside():

@@ -68,7 +68,8 @@ def tile_windows(width, height, tile, overlap):
 
 class SceneReader:
     """
-    Read windows of one image file without holding the whole scene in memory where possible:
+    Read windows of one image file without holding the whole scene in memory where possible,
+    with the first ``backend`` that applies (or the one named):
 
     * "rasterio" (GeoTIFFs, when the ``geo`` extra is installed): windowed reads with a small
       GDAL cache; also gives the CRS and the pixel-to-map transform (``geo``);
@@ -80,11 +81,6 @@ class SceneReader:
     """
 
     def __init__(self, path, backend="auto"):
-        """
-        Args:
-            path (str): image file.
-            backend (str): "auto", "rasterio", "tifffile" or "memory".
-        """
         self.path = path
         self.geo = None  # (crs, transform) of a georeferenced file read by rasterio
         self._array = self._memmap = self._dataset = self._env = None
@@ -159,12 +155,8 @@ class SceneReader:
 
     def read(self, x0, y0, w, h, step=1):
         """
-        Args:
-            x0, y0, w, h (int): the window in scene pixels.
-            step (int): keep every ``step``-th row and column (an overview).
-
-        Returns:
-            np.ndarray: ceil(h / step) x ceil(w / step) x C array in the file's dtype.
+        The window (``x0, y0, w, h`` in scene pixels), every ``step``-th row and column, as a
+        ceil(h / step) x ceil(w / step) x C array in the file's dtype.
         """
         if self._dataset is not None:
             from rasterio.windows import Window

@@ -48,11 +48,8 @@ _RUN_ONLY_PREFIXES = (
 
 def find_metrics_files(paths):
     """
-    Args:
-        paths (list[str]): run output folders (searched recursively), metrics files, or globs.
-
-    Returns:
-        list[str]: the ``coco_metrics.json`` files found, sorted, without duplicates.
+    The ``coco_metrics.json`` files of ``paths`` (run folders searched recursively, metrics
+    files or globs), sorted, without duplicates.
     """
     found = set()
     for path in paths:
