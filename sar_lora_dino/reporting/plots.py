@@ -3,7 +3,6 @@
 import json
 import math
 import os
-from collections import defaultdict
 
 from sar_lora_dino.utils.io import atomic_write
 
@@ -45,34 +44,29 @@ def plot_training_curves(metrics_file, output_file, title=None):
     import matplotlib.pyplot as plt
 
     records = read_metrics(metrics_file)
-    series = defaultdict(list)
-    for r in records:
-        for key in LOSS_KEYS + AP_KEYS:
-            value = r.get(key)
-            if value is not None and math.isfinite(value):
-                series[key].append((r["iteration"], value))
+    curves = {}  # key -> (iterations, values), finite values only
+    for key in LOSS_KEYS + AP_KEYS:
+        points = [(r["iteration"], r.get(key)) for r in records]
+        curves[key] = list(zip(*[(i, v) for i, v in points if v is not None and math.isfinite(v)]))
     fig, (ax_loss, ax_ap) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
     for key in LOSS_KEYS:
-        if series[key]:
-            x, y = zip(*series[key])
-            ax_loss.plot(x, y, label=key, linewidth=2 if key == "total_loss" else 1)
-    ax_loss.set_ylabel("training loss")
+        if curves[key]:
+            ax_loss.plot(*curves[key], label=key, linewidth=2 if key == "total_loss" else 1)
+    ax_loss.set(ylabel="training loss")
     ax_loss.grid(alpha=0.3)
     ax_loss.legend(loc="upper right")
     for key in AP_KEYS:
-        if series[key]:
-            x, y = zip(*series[key])
+        if curves[key]:
+            x, y = curves[key]
             ax_ap.plot(x, y, marker="o", label=f"val {key.split('/')[-1]}")
             ax_ap.annotate(
                 f"{y[-1]:.1f}", (x[-1], y[-1]), textcoords="offset points", xytext=(4, 4)
             )
-    if not any(series[k] for k in AP_KEYS):
+    if not any(curves[k] for k in AP_KEYS):
         evaluated = any(k in r for r in records for k in AP_KEYS)  # AP NaN: no detection at all
         text = "0 detections above the threshold" if evaluated else "no evaluation yet"
         ax_ap.text(0.5, 0.5, text, ha="center", transform=ax_ap.transAxes)
-    ax_ap.set_ylabel("COCO bbox AP (%)")
-    ax_ap.set_xlabel("iteration")
-    ax_ap.set_ylim(bottom=0)
+    ax_ap.set(ylabel="COCO bbox AP (%)", xlabel="iteration", ylim=(0, None))
     ax_ap.grid(alpha=0.3)
     ax_ap.legend(loc="lower right")
     fig.suptitle(title or os.path.dirname(os.path.abspath(metrics_file)))
