@@ -72,9 +72,8 @@ def main(argv=None):
         parser.error("give --run DIR, or --config-file and --weights")
     if args.batch < 1:
         parser.error("--batch must be >= 1")
-    if args.tile is not None:
-        if args.tile <= 0 or not 0 <= args.overlap < args.tile:
-            parser.error("--tile must be > 0 and 0 <= --overlap < --tile")
+    if args.tile is not None and (args.tile <= 0 or not 0 <= args.overlap < args.tile):
+        parser.error("--tile must be > 0 and 0 <= --overlap < --tile")
     if args.scaling is not None:
         try:
             parse_scaling(args.scaling)

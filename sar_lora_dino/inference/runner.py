@@ -151,10 +151,8 @@ def run_inference(
         try:
             if item.error is not None:
                 raise RuntimeError(item.error)
-            if item.parts:
-                boxes, scores, classes = (torch.cat(p) for p in zip(*item.parts))
-            else:
-                boxes, scores, classes = torch.zeros(0, 4), torch.zeros(0), torch.zeros(0)
+            # every input that read without error has its parts: one per image or window
+            boxes, scores, classes = (torch.cat(p) for p in zip(*item.parts))
             classes = classes.long()
             if tile is not None and len(item.parts) > 1:
                 boxes, scores, classes = merge_detections(
