@@ -1,6 +1,5 @@
 """The one painter of boxes on images: detectron2's Visualizer with the dataset's class colours."""
 
-import io
 import json
 import math
 from collections import defaultdict
@@ -90,9 +89,7 @@ def paint_detections(
 
 def save_png(path, image):
     """Write an HxWx3 uint8 RGB image as a PNG, atomically."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    atomic_write(path, lambda f: Image.fromarray(image).save(f, format="PNG"))
 
 
 def _save_grid(output_file, pictures, cols, tile):
