@@ -41,8 +41,7 @@ def expand_inputs(specs):
         elif os.path.isfile(spec):
             found = [spec]
         else:
-            found = sorted(glob.glob(spec, recursive=True))
-            found = [f for f in found if os.path.isfile(f)]
+            found = sorted(f for f in glob.glob(spec, recursive=True) if os.path.isfile(f))
         if not found:
             unmatched.append(spec)
         files += [f for f in found if f not in files]

@@ -24,9 +24,7 @@ def weights_id(record):
     init = record.get("init_weights")
     if isinstance(init, dict) and init.get("sha256"):
         return f"sha256:{init['sha256'][:12]}"
-    if init == "random":
-        return "random"
-    return "unrecorded"
+    return "random" if init == "random" else "unrecorded"
 
 
 # Overrides that change where or how a run is recorded, not what is trained.
@@ -172,9 +170,7 @@ def _cell(mean_std, n):
     mean, std = mean_std
     if mean is None:
         return "—"
-    if std is None:
-        return f"{mean:.3f}"
-    return f"{mean:.3f} ± {std:.3f} ({n} seeds)"
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f} ({n} seeds)"
 
 
 def format_markdown(table):
