@@ -166,11 +166,12 @@ def summarize(records, separate_weights=False):
     return table
 
 
-def _cell(mean_std, n):
-    mean, std = mean_std
+def _cell(row, metric):
+    """A row's mean ± std of ``metric`` over its seeds; a dash when there is none."""
+    mean, std = row[metric] if row else (None, None)
     if mean is None:
         return "—"
-    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f} ({n} seeds)"
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f} ({row['n']} seeds)"
 
 
 def format_markdown(table):
@@ -184,13 +185,9 @@ def format_markdown(table):
     header = ["Setting"] + [f"{s} mAP" for s in splits] + [f"{splits[0]} AP50", "trainable params"]
     lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
     for setting in settings:
-        cells, params = [setting], None
-        for split in splits:
-            row = table.get((setting, split))
-            cells.append(_cell(row["AP"], row["n"]) if row else "—")
-            params = params or (row or {}).get("trainable_params")
-        first = table.get((setting, splits[0]))
-        cells.append(_cell(first["AP50"], first["n"]) if first else "—")
+        rows = [table.get((setting, split)) for split in splits]
+        params = next((r["trainable_params"] for r in rows if r and r["trainable_params"]), None)
+        cells = [setting] + [_cell(r, "AP") for r in rows] + [_cell(rows[0], "AP50")]
         cells.append(f"{params / 1e6:.3f}M" if params else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
