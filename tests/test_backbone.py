@@ -1,6 +1,7 @@
 """ConvNeXtBackbone: detectron2 contract, parameter counts and what each fine-tune mode trains."""
 
 import pytest
+import timm
 import torch
 from _models import tiny_model
 from detectron2.config import get_cfg
@@ -150,9 +151,12 @@ def test_invalid_arguments(tiny_backbone, kwargs, match):
 
 
 @pytest.mark.parametrize("finetune", ["full", "lora"])
-def test_gradient_checkpointing_gives_same_gradients_and_saves_less(tiny_backbone, finetune):
+def test_gradient_checkpointing_gives_same_gradients_and_saves_less(
+    tiny_backbone, finetune, monkeypatch
+):
     # with "lora" the stem is frozen and the input needs no gradient: reentrant checkpointing
-    # would hand the LoRA adapters no gradient at all
+    # would hand the LoRA adapters no gradient at all, so timm's switch to it must not apply
+    monkeypatch.setattr(timm.layers.config, "_USE_REENTRANT_CKPT", True)
     x = torch.randn(2, 3, 32, 32)
     grads, saved = [], []
     for ckpt in (False, True):

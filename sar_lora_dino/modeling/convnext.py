@@ -106,7 +106,10 @@ class ConvNeXtBackbone(Backbone):
                 load weights with :class:`sar_lora_dino.checkpoint.MultiFormatCheckpointer`.
             out_features (list[str]): subset of "res2".."res5" to return.
             drop_path_rate (float): stochastic depth rate of the timm model.
-            use_checkpoint (bool): timm's gradient checkpointing of the blocks.
+            use_checkpoint (bool): activation checkpoints in every stage (as
+                ``checkpoint_stages=[0, 1, 2, 3]``); not timm's own, which can be switched to
+                reentrant checkpoints (``TIMM_REENTRANT_CKPT``) that give frozen-input LoRA
+                blocks no gradient.
             finetune, trainable_stages: see the class docstring.
             lora_r, lora_alpha, lora_dropout: the adapters' r, alpha and dropout
                 (:class:`LoRALinear`).
@@ -166,10 +169,9 @@ class ConvNeXtBackbone(Backbone):
             if type(m) is nn.Conv2d:
                 m.__class__ = _LeanConv2d
         self._apply_freezing()
-        model.set_grad_checkpointing(bool(use_checkpoint))
         if lean_lora_mlp and not make_lean_lora_mlps(self.stages):
             raise ValueError("ConvNeXtBackbone: lean_lora_mlp needs LoRA on mlp.fc2")
-        self.checkpoint_stages = tuple(checkpoint_stages)
+        self.checkpoint_stages = tuple(range(4)) if use_checkpoint else tuple(checkpoint_stages)
         if any(s not in range(4) for s in self.checkpoint_stages):
             raise ValueError(
                 f"ConvNeXtBackbone: checkpoint_stages must be in 0..3, got {checkpoint_stages}"
@@ -209,8 +211,7 @@ class ConvNeXtBackbone(Backbone):
         for i in range(self._last_stage + 1):
             stage = self.stages[i]
             if i in self.checkpoint_stages and torch.is_grad_enabled() and self.training:
-                # non-reentrant: blocks get gradients even when x needs none (a frozen stem),
-                # where reentrant checkpoints (which timm's can be switched to) give none
+                # non-reentrant: blocks get gradients even when x needs none (a frozen stem)
                 x = stage.downsample(x)
                 for block in stage.blocks:
                     x = checkpoint(block, x, use_reentrant=False)
