@@ -14,7 +14,8 @@ from sar_lora_dino.data.box_cocoeval import BoxCOCOeval
 
 def _data(seed, jitter=0.12, id0=True, score_decimals=1):
     """GT (with crowds, areas unlike w*h, empty images) and detections: near copies, some
-    exact copies (IoU ties), wrong classes, a class without GT, images with many boxes."""
+    exact copies (IoU ties), wrong classes, a class without GT, one without detections, images
+    with many boxes."""
     rng = np.random.default_rng(seed)
     images, anns, dets = [], [], []
     for i in range(40):
@@ -50,6 +51,9 @@ def _data(seed, jitter=0.12, id0=True, score_decimals=1):
             score = round(float(rng.uniform(0, 1)), score_decimals)
             c = int(rng.integers(1, 6))
             dets.append({"image_id": im["id"], "category_id": c, "bbox": box, "score": score})
+    # a class with ground truth and no detection
+    box6 = {"id": len(anns) + 1, "image_id": 5, "category_id": 6, "bbox": [1.0, 1.0, 20.0, 20.0]}
+    anns.append({**box6, "area": 400.0, "iscrowd": 0})
     cats = [{"id": c, "name": str(c)} for c in range(1, 7)]
     return {"images": images, "annotations": anns, "categories": cats}, dets
 

@@ -2,6 +2,7 @@
 
 import copy
 import datetime
+import itertools
 from operator import itemgetter
 
 import numpy as np
@@ -107,7 +108,6 @@ class BoxCOCOeval(COCOeval):
         p.imgIds = list(np.unique(p.imgIds))
         p.catIds = list(np.unique(p.catIds))
         p.maxDets = sorted(p.maxDets)
-        self.params = p
         self._paramsEval = copy.deepcopy(p)
         gts = self.cocoGt.loadAnns(self.cocoGt.getAnnIds(imgIds=p.imgIds, catIds=p.catIds))
         gt = _columns(gts)
@@ -211,34 +211,26 @@ class BoxCOCOeval(COCOeval):
         recall = -np.ones((T, K, A, M))
         scores = -np.ones((T, R, K, A, M))
         rec_thrs = np.asarray(p.recThrs)
-        for k in range(K):
-            idx = np.nonzero(f["d_cat"] == k)[0]  # image order, then score order in the image
-            idx = idx[np.argsort(-f["d_score"][idx], kind="mergesort")]
-            for a in range(A):
-                npig = int(f["npig"][a, k])
-                if npig == 0:
-                    continue
-                for m, max_det in enumerate(p.maxDets):
-                    sel = idx[f["d_rank"][idx] < max_det]
-                    dtm, dt_ign = f["dtm"][:, a, sel], f["dt_ign"][:, a, sel]
-                    tp_sum = np.cumsum(dtm & ~dt_ign, axis=1).astype(dtype=float)
-                    fp_sum = np.cumsum(~dtm & ~dt_ign, axis=1).astype(dtype=float)
-                    nd = len(sel)
-                    rc = tp_sum / npig
-                    pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
-                    recall[:, k, a, m] = rc[:, -1] if nd else 0
-                    if not nd:
-                        precision[:, :, k, a, m] = 0
-                        scores[:, :, k, a, m] = 0
-                        continue
-                    pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-                    sorted_scores = f["d_score"][sel]
-                    for t in range(T):
-                        inds = np.searchsorted(rc[t], rec_thrs, side="left")
-                        inside = inds < nd
-                        clip = np.minimum(inds, nd - 1)
-                        precision[t, :, k, a, m] = np.where(inside, pr[t, clip], 0)
-                        scores[t, :, k, a, m] = np.where(inside, sorted_scores[clip], 0)
+        # per category: detections in image order, then by score (stable), as pycocotools sorts
+        by_cat = [np.nonzero(f["d_cat"] == k)[0] for k in range(K)]
+        by_cat = [idx[np.argsort(-f["d_score"][idx], kind="mergesort")] for idx in by_cat]
+        for k, a, m in itertools.product(range(K), range(A), range(M)):
+            npig = int(f["npig"][a, k])
+            if npig == 0:
+                continue
+            sel = by_cat[k][f["d_rank"][by_cat[k]] < p.maxDets[m]]
+            dtm, dt_ign = f["dtm"][:, a, sel], f["dt_ign"][:, a, sel]
+            tp_sum = np.cumsum(dtm & ~dt_ign, axis=1).astype(dtype=float)
+            fp_sum = np.cumsum(~dtm & ~dt_ign, axis=1).astype(dtype=float)
+            rc = tp_sum / npig
+            pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
+            recall[:, k, a, m] = rc[:, -1] if len(sel) else 0
+            pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+            # a recall threshold beyond the last detection reads the appended 0
+            inds = np.array([np.searchsorted(r, rec_thrs, side="left") for r in rc], np.int64)
+            pr = np.concatenate([pr, np.zeros((T, 1))], axis=1)
+            precision[:, :, k, a, m] = np.take_along_axis(pr, inds, axis=1)
+            scores[:, :, k, a, m] = np.append(f["d_score"][sel], 0.0)[inds]
         self.eval = {
             "params": p,
             "counts": [T, R, K, A, M],
