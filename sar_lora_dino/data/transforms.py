@@ -19,20 +19,18 @@ class OpenCVResizeTransform(Transform):
     Coordinates scale by ``new_w / w`` and ``new_h / h``, as in detectron2 and the original.
     """
 
-    def __init__(self, h, w, new_h, new_w, interp=cv2.INTER_LINEAR):
-        """``interp`` is an OpenCV interpolation flag."""
+    def __init__(self, h, w, new_h, new_w):
         super().__init__()
         self._set_attributes(locals())
 
-    def apply_image(self, img, interp=None):
+    def apply_image(self, img, interp=cv2.INTER_LINEAR):
         """Resize an HxW or HxWxC image of any dtype OpenCV takes; dtype and ndim are kept."""
         if img.shape[:2] != (self.h, self.w):
             raise ValueError(
                 f"OpenCVResizeTransform expects an image of (h, w) = {(self.h, self.w)}, "
                 f"got shape {img.shape}"
             )
-        flag = self.interp if interp is None else interp
-        out = cv2.resize(np.ascontiguousarray(img), (self.new_w, self.new_h), interpolation=flag)
+        out = cv2.resize(np.ascontiguousarray(img), (self.new_w, self.new_h), interpolation=interp)
         if img.ndim == 3 and out.ndim == 2:  # OpenCV drops a trailing channel axis of 1
             out = out[:, :, None]
         return out
@@ -46,7 +44,7 @@ class OpenCVResizeTransform(Transform):
         return self.apply_image(segmentation, interp=cv2.INTER_NEAREST)
 
     def inverse(self):
-        return OpenCVResizeTransform(self.new_h, self.new_w, self.h, self.w, self.interp)
+        return OpenCVResizeTransform(self.new_h, self.new_w, self.h, self.w)
 
 
 class ResizeWH(T.Augmentation):
