@@ -24,11 +24,8 @@ _FAST_EVAL_MODULE = "detectron2.evaluation.fast_eval_api"
 
 
 def native_fast_eval_available() -> bool:
-    """
-    Whether detectron2's own C++ ``COCOeval_opt`` is what its COCO evaluator uses: decided from
-    what ``detectron2.evaluation`` has loaded, never from a version, and without importing
-    ``fast_eval_api`` (on detectron2 main it imports the C++ ``_C`` at module level).
-    """
+    """Whether detectron2's COCO evaluator uses its own C++ ``COCOeval_opt``: read from the
+    loaded modules, never importing ``fast_eval_api`` (on detectron2 main it imports ``_C``)."""
     module = sys.modules.get(_FAST_EVAL_MODULE)
     if module is None or getattr(module, "_C", None) is None:
         return False
@@ -37,14 +34,12 @@ def native_fast_eval_available() -> bool:
 
 def ensure_fast_coco_eval() -> bool:
     """
-    Make ``use_fast_impl=True`` exact and fast when detectron2 has no C++ ops: point
-    ``coco_evaluation.COCOeval_opt`` at faster-coco-eval's ``COCOeval_faster`` (pycocotools'
-    algorithm in C++). Its ``init_as_pycocotools()`` is not used: it replaces pycocotools
-    process-wide, and ``use_fast_impl=False`` must stay the pycocotools reference.
+    Without detectron2's C++ ops, point ``coco_evaluation.COCOeval_opt`` at faster-coco-eval's
+    ``COCOeval_faster`` (pycocotools' algorithm in C++). Not ``init_as_pycocotools()``: it
+    replaces pycocotools process-wide, and ``use_fast_impl=False`` must stay the reference.
 
     Returns:
-        bool: True if a fast exact evaluator is in place; False if there is none, in which case
-        the caller must pass ``use_fast_impl=False``.
+        bool: whether a fast exact evaluator is in place; if not, use ``use_fast_impl=False``.
     """
     if native_fast_eval_available():
         return True
@@ -98,11 +93,8 @@ class ShiftedIdCOCOEvaluator(COCOEvaluator):
             )
 
     def process(self, inputs, outputs):
-        """
-        When only boxes are evaluated, with ``use_fast_impl`` and the default ``maxDets``, keep
-        each image's boxes as arrays (the values of detectron2's ``instances_to_coco_json``);
-        otherwise :meth:`COCOEvaluator.process`.
-        """
+        """Boxes only, ``use_fast_impl`` and the default ``maxDets``: keep each image's boxes as
+        arrays (the values of ``instances_to_coco_json``); otherwise the parent's ``process``."""
         tasks, not_boxes = self._tasks, ("pred_masks", "pred_keypoints")
         if (
             not self._use_fast_impl
@@ -122,11 +114,8 @@ class ShiftedIdCOCOEvaluator(COCOEvaluator):
             self._predictions.append({"image_id": inp["image_id"], "instances": arrays})
 
     def _eval_predictions(self, predictions, img_ids=None):
-        """
-        Boxes kept as arrays by :meth:`process` are evaluated by :class:`BoxCOCOeval` on arrays
-        (no per-detection dicts, no ``loadRes``); the results JSON, when written, has the text
-        detectron2 writes. Anything else goes to :class:`COCOEvaluator`.
-        """
+        """Array-form boxes go to :class:`BoxCOCOeval` (no per-detection dicts, no ``loadRes``);
+        the results JSON has detectron2's text. Anything else goes to the parent."""
         if not all(isinstance(p.get("instances"), dict) for p in predictions):
             if any(isinstance(p.get("instances"), dict) for p in predictions):
                 raise ValueError("predictions mix array-form and detectron2-form instances")

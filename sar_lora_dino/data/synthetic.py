@@ -190,8 +190,7 @@ def render_sar_image(rng, size, num_objects, looks=4.0):
     Args:
         size (int): image side in pixels; target sizes scale with ``size / 256``.
         num_objects (int): how many targets to try to place (fewer if they do not fit).
-        looks (float): number of looks of the multiplicative gamma speckle (mean 1); lower is
-            noisier.
+        looks (float): looks of the multiplicative gamma speckle (mean 1); lower is noisier.
 
     Returns:
         tuple(np.ndarray, list[tuple[int, list[float]]]): a uint8 HxW image and
@@ -271,25 +270,18 @@ def make_synthetic_sardet(
     overwrite=False,
 ):
     """
-    Write a synthetic SAR detection set in the SARDet-100K layout:
-    ``root/Annotations/{train,val,test}.json`` and ``root/JPEGImages/{train,val,test}/``, with
-    bare file names, 0-based category ids and no ``info``/``licenses`` keys. Images are
-    single-channel: dark sea and land clutter under multiplicative gamma speckle, with bright
-    ships (with wakes), aircraft (cross-shaped), cars (small clusters), tanks (bright rings),
-    bridges (long decks over a river) and harbours (quays with piers).
-
-    The whole set is written to a temporary folder beside ``root`` and renamed at the end, so an
-    interrupted run leaves no half-written ``root``. The output depends only on the arguments.
+    Write a synthetic SAR detection set in the SARDet-100K layout (bare file names, 0-based
+    category ids, no ``info``/``licenses``): single-channel sea and land clutter under gamma
+    speckle, with ships (with wakes), aircraft, cars, tanks, bridges and harbours. It is
+    written beside ``root`` and renamed at the end; it depends only on the arguments.
 
     Args:
         num_train, num_val, num_test (int): images per split (0 skips the split).
-        seed (int): random seed; image ``i`` of a split is drawn from ``(seed, split, i)``.
-        sizes (tuple[int]): square image sides to draw from.
-        formats (tuple[str]): file formats to draw from, among "jpg", "png", "bmp".
-        max_objects (int): at most this many targets per image.
+        seed (int): image ``i`` of a split is drawn from ``(seed, split, i)``.
+        sizes, formats (tuple): square image sides and file formats ("jpg", "png", "bmp") to
+            draw from.
         empty_fraction (float): fraction of images with no target (and no annotation).
         looks (float): speckle looks (see :func:`render_sar_image`).
-        overwrite (bool): replace an existing ``root`` instead of raising.
 
     Returns:
         dict: ``{split: {"images": int, "boxes": int}}``.
