@@ -28,10 +28,8 @@ def _unreadable(e):
 
 
 def _inspect_image(args):
-    """
-    Return (status, size, mode, values) of one image: status is "ok", "missing", "empty" or an
-    error; values is None for 8-bit images, else a dict describing what ``scaling`` does.
-    """
+    """(status: "ok", "missing", "empty" or an error, size, mode, values: None for 8-bit
+    images, else what ``scaling`` does)."""
     path, full, scaling = args
     if not os.path.isfile(path):
         return "missing", None, None, None
@@ -153,14 +151,11 @@ def check_sardet_root(
     Check a root in the SARDet-100K layout: JSON files, image files, counts.
 
     Args:
-        expected (dict or None): ``{split: (images, boxes)}`` to compare with; None skips the
-            comparison (subsets, synthetic sets).
+        expected (dict or None): ``{split: (images, boxes)}`` to compare with, or None.
         full_decode (bool): decode every image (finds truncated files); False only reads headers.
-        workers (int): processes reading images.
         progress (bool or None): progress bars; None shows them when stderr is a terminal.
-        scaling (str): the ``dataloader.scaling`` training will use; images beyond 8 bits
-            (16-bit, float) are reported with what it does to them, and as problems when it
-            cannot use them.
+        scaling (str): the ``dataloader.scaling`` training will use; images beyond 8 bits are
+            reported with what it does to them, and as problems when it cannot use them.
 
     Returns:
         dict: ``{"root", "splits": {split: report}, "problems": [str]}``; no problems means the
@@ -226,15 +221,9 @@ def format_report(report):
 
 def write_subset(root, output, num_images, splits=("train", "val"), seed=0, progress=None):
     """
-    Write a smaller copy of a root with the same layout (for smoke runs). Images are picked at
-    random among those present on disk, annotations follow their images, the JSON keeps the
-    source's keys. Written to a temporary folder and renamed, like the synthetic set.
-
-    Args:
-        output (str): folder to create (must not exist).
-        num_images (int or dict): images per split, or ``{split: count}``.
-        seed (int): which images are picked.
-        progress (bool or None): progress bars; None shows them when stderr is a terminal.
+    Write a smaller copy of a root in the same layout (for smoke runs) into the new folder
+    ``output``: ``num_images`` (an int or ``{split: count}``) images picked by ``seed`` among
+    those on disk, with their annotations; the JSON keeps the source's keys.
 
     Returns:
         dict: ``{split: {"images": int, "boxes": int}}``.

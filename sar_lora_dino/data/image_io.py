@@ -70,13 +70,8 @@ def _channels_last(array, path):
 
 def read_raw(path):
     """
-    Read an image with its stored values (no conversion to 8 bits).
-
-    PIL first; TIFFs PIL cannot read go through tifffile when installed; anything else
-    through OpenCV with ``IMREAD_UNCHANGED`` (colour converted from BGR to RGB).
-
-    Returns:
-        np.ndarray: HxWx1 or HxWx3 (RGB) array in the file's dtype.
+    An image as an HxWx1 or HxWx3 (RGB) array of its stored values and dtype: PIL first, TIFFs
+    PIL cannot read through tifffile when installed, anything else through OpenCV.
     """
     if not os.path.isfile(path):
         raise ImageReadError(f"{path}: no such file")
@@ -126,17 +121,10 @@ def to_format(image, format):
 
 def read_image(path, format="RGB", scaling="none"):
     """
-    Read an image for the model. An 8-bit file (what SARDet-100K ships) takes detectron2's
-    ``read_image`` unchanged, so its values are exactly those of a stock detectron2 mapper.
-    Other files (16-bit, 32-bit, float) keep their values and are mapped to 0..255 by the
-    configured ``scaling`` (:mod:`sar_lora_dino.data.scaling`), per image.
-
-    Args:
-        format (str): the mapper's ``image_format``.
-        scaling (str): ``dataloader.scaling``.
-
-    Returns:
-        np.ndarray: HxWxC, uint8 for 8-bit files, float32 in [0, 255] otherwise.
+    Read an image for the model in the mapper's ``format``. An 8-bit file (what SARDet-100K
+    ships) takes detectron2's ``read_image``: uint8, exactly as a stock mapper reads it. Other
+    files (16-bit, 32-bit, float) keep their values, mapped per image to float32 0..255 by
+    ``scaling`` (``dataloader.scaling``, :mod:`sar_lora_dino.data.scaling`).
     """
     try:
         with Image.open(path) as im:

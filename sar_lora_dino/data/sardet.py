@@ -46,11 +46,7 @@ _LAYOUT = (
 
 
 def get_sardet100k_root():
-    """
-    Returns:
-        str: ``$SARDET100K_ROOT``, else ``$DETECTRON2_DATASETS/SARDet_100K``,
-        else ``datasets/SARDet_100K``.
-    """
+    """``$SARDET100K_ROOT``, else ``$DETECTRON2_DATASETS/SARDet_100K``, else ``datasets/...``."""
     root = os.environ.get("SARDET100K_ROOT")
     if root:
         return os.path.expanduser(root)
@@ -67,12 +63,9 @@ def split_paths(root, split):
 
 def read_annotation_json(json_file, thing_classes=_CLASSES):
     """
-    Read a SARDet-100K annotation file and check its structure: the keys of the file and of
-    each image, 0-based category ids and names in the order of ``thing_classes``, and that
-    each annotation refers to a listed image and a known category.
-
-    Returns:
-        dict: the JSON; a ValueError names the file and the offending entry.
+    Read a SARDet-100K annotation file, checking the keys of the file and of each image,
+    0-based category ids named as ``thing_classes``, and each annotation's image and category.
+    A ValueError names the file and the offending entry.
     """
     try:
         with open(json_file, "r") as f:
@@ -178,22 +171,17 @@ def clean_annotation(ann, width, height, stats):
 
 def load_sardet_json(json_file, image_root, dataset_name=None):
     """
-    Load a SARDet-100K annotation file into detectron2's standard dataset dicts.
-
-    Every image of the JSON is kept, with or without boxes (evaluation needs all of them; the
-    training filter is :func:`get_sardet_train_dicts`); boxes follow :func:`clean_annotation`,
-    with the counts logged once per file. A missing or empty image raises before training.
+    Load a SARDet-100K annotation file into detectron2's standard dataset dicts. Every image
+    is kept, with or without boxes (evaluation needs all; training filters with
+    :func:`get_sardet_train_dicts`); boxes follow :func:`clean_annotation`, with the counts
+    logged once per file. A missing or empty image raises before training.
 
     Args:
-        json_file (str): path to ``Annotations/<split>.json``.
-        image_root (str): folder that holds the split's images (``JPEGImages/<split>``); each
-            ``file_name`` of the JSON is resolved against it.
         dataset_name (str): name used in messages and to look up ``thing_classes``.
 
     Returns:
-        list[dict]: records with ``file_name``, ``height``, ``width``, ``image_id``,
-        ``annotations`` and ``num_json_annotations`` (how many annotations the JSON lists for
-        the image before any is dropped; 0 means the image has no annotation at all).
+        list[dict]: standard records plus ``num_json_annotations``: how many annotations the
+        JSON lists for the image before any is dropped (0: none at all).
     """
     split_name = dataset_name or json_file
     for path, exists in ((json_file, os.path.isfile), (image_root, os.path.isdir)):

@@ -42,11 +42,7 @@ class Scaling(NamedTuple):
 
 
 def parse_scaling(spec) -> Scaling:
-    """
-    Args:
-        spec (str or Scaling or None): see :data:`SCALING_HELP`, e.g. "percentile(1,99)",
-            "db(-30,0,power)"; None means "none".
-    """
+    """``spec``: a :class:`Scaling`, None ("none") or a string of :data:`SCALING_HELP`."""
     if isinstance(spec, Scaling):
         return spec
     if spec is None:
@@ -106,17 +102,12 @@ def scaling_bounds(array, scaling, source="image") -> Optional[Tuple[float, floa
 
 def apply_scaling(array, scaling, bounds=None, source="image"):
     """
-    Map an image to the model's 0-255 range. 8-bit images are returned unchanged.
+    Map an image of any real dtype to the model's 0-255 range: uint8 ``array`` itself, else
+    float32 in [0, 255] (non-finite pixels become 0).
 
     Args:
-        array (np.ndarray): HxW or HxWxC image of any real dtype.
-        scaling (str or Scaling): see :data:`SCALING_HELP`.
-        bounds (tuple or None): from :func:`scaling_bounds`; computed from ``array`` when None
+        bounds (tuple or None): from :func:`scaling_bounds`; None computes them from ``array``
             (per image). A scene read in tiles passes the scene's bounds.
-
-    Returns:
-        np.ndarray: ``array`` itself if it is uint8, else float32 values in [0, 255]
-        (non-finite pixels become 0).
     """
     scaling = parse_scaling(scaling)
     _check_real(array, source)
@@ -151,13 +142,7 @@ def apply_scaling(array, scaling, bounds=None, source="image"):
 
 
 def describe_scaling(array, scaling, source="image"):
-    """
-    What ``scaling`` does to one image as read, for the dataset checker.
-
-    Returns:
-        tuple[str, str or None]: a one-line description, and a problem (None when the image
-        is usable with this scaling).
-    """
+    """What ``scaling`` does to one image as read, in one line, and the problem (or None)."""
     scaling = parse_scaling(scaling)
     finite = _finite(array)
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (math.nan, math.nan)

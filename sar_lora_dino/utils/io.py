@@ -14,11 +14,8 @@ TEMP_PREFIX = ".sar_tmp."
 @contextlib.contextmanager
 def atomic_path(path):
     """
-    Yield a temporary path in the folder of ``path``; on a clean exit it replaces ``path`` in one
-    rename, on any exception (or a kill) the old file stays as it was and the temporary is removed.
-
-    Args:
-        path (str): destination file; its folder is created if needed.
+    Yield a temporary path in the folder of ``path`` (created if needed); on a clean exit it
+    replaces ``path`` in one rename, on any exception (or a kill) the old file stays as it was.
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -37,13 +34,7 @@ def atomic_path(path):
 
 
 def atomic_write(path, write_fn, mode="wb"):
-    """
-    Write a file so that readers see either the old content or the complete new one.
-
-    Args:
-        write_fn (callable): called with the open file object to write the content.
-        mode (str): "wb" or "w".
-    """
+    """Write ``path`` by ``write_fn(open file)``: readers see the old content or all the new."""
     with atomic_path(path) as tmp:
         with open(tmp, mode) as f:
             write_fn(f)
@@ -54,12 +45,8 @@ def atomic_write(path, write_fn, mode="wb"):
 @contextlib.contextmanager
 def atomic_dir(path, overwrite=False):
     """
-    Yield a fresh temporary folder beside ``path``; on a clean exit it becomes ``path`` (replacing
-    an old one when ``overwrite``), on any exception it is deleted and ``path`` is untouched.
-
-    Args:
-        path (str): destination folder.
-        overwrite (bool): replace an existing ``path``; otherwise its existence is an error.
+    Yield a fresh temporary folder beside ``path``; on a clean exit it becomes ``path`` (an
+    existing one is an error unless ``overwrite``), on any exception it is deleted.
     """
     path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite:
