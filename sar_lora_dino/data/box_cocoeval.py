@@ -13,15 +13,9 @@ __all__ = ["BoxCOCOeval", "box_iou_xywh"]
 
 def box_iou_xywh(dt, gt, crowd):
     """
-    pycocotools' box IoU (``maskApi.c: bbIou``), elementwise, with its operations in its order.
-
-    Args:
-        dt, gt (ndarray): (N, 4) float64 boxes as (x, y, w, h); row i of ``dt`` against row i
-            of ``gt``.
-        crowd (ndarray): (N,) bool; for a crowd ground truth the union is the detection's area.
-
-    Returns:
-        ndarray: (N,) IoU.
+    pycocotools' box IoU (``maskApi.c: bbIou``) of row i of ``dt`` with row i of ``gt`` ((N, 4)
+    float64 x, y, w, h), its operations in its order; for a ``crowd`` ground truth the union is
+    the detection's area.
     """
     da = dt[:, 2] * dt[:, 3]
     ga = gt[:, 2] * gt[:, 3]
@@ -75,15 +69,9 @@ class BoxCOCOeval(COCOeval):
     @classmethod
     def from_arrays(cls, cocoGt, image_id, category_id, bbox, score):
         """
-        Args:
-            cocoGt (COCO): ground truth.
-            image_id, category_id (ndarray): (N,) int ids of each detection, as in the JSON.
-            bbox (ndarray): (N, 4) boxes (x, y, w, h), float64.
-            score (ndarray): (N,) float64.
-
-        Returns:
-            BoxCOCOeval: for ``iouType="bbox"``; the detections in the order given play the
-            role of a ``loadRes`` result list.
+        An ``iouType="bbox"`` evaluation of N detections given as arrays in the role, and the
+        order, of a ``loadRes`` result list: ``image_id``, ``category_id`` (ids as in the
+        JSON), ``bbox`` (N, 4) (x, y, w, h) and ``score``.
         """
         ev = cls(cocoGt, None, "bbox")
         bbox = np.asarray(bbox, dtype=np.float64).reshape(-1, 4)

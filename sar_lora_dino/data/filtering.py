@@ -16,21 +16,16 @@ MIN_IMAGE_SIZE = 16
 
 def get_sardet_train_dicts(names, filter_mode="original"):
     """
-    Dataset dicts for training (``dataloader.train.dataset``), filtered like the original
-    MMDetection pipeline or like detectron2. The original's box rules are applied at load time
-    (:func:`load_sardet_json`); ``iscrowd`` boxes stay, and detectron2's ``DatasetMapper``
-    removes them from the training instances.
+    Training dicts (``dataloader.train.dataset``) of datasets registered by
+    :func:`register_sardet100k`. The original's box rules apply at load time; ``iscrowd`` boxes
+    stay, and detectron2's ``DatasetMapper`` removes them from the training instances.
 
     Args:
-        names (str or list[str]): dataset names registered by :func:`register_sardet100k`.
         filter_mode (str): "original": drop images with no annotation at all in the JSON and
             images whose shorter side is under 16 px; an image whose annotations were all
-            skipped stays as an all-negative sample. "detectron2": detectron2's
+            skipped stays as an all-negative sample. "detectron2":
             ``get_detection_dataset_dicts(names, filter_empty=True)``, which drops every image
             left without a non-crowd instance.
-
-    Returns:
-        list[dict]: the training records.
     """
     if filter_mode == "detectron2":
         return get_detection_dataset_dicts(names, filter_empty=True)

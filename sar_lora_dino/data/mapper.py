@@ -17,17 +17,11 @@ __all__ = ["ScaledImageDatasetMapper"]
 
 class ScaledImageDatasetMapper(DatasetMapper):
     """
-    detectron2's :class:`DatasetMapper` for detection, with two changes:
-
-    * images are read by :func:`sar_lora_dino.data.image_io.read_image`: 8-bit files exactly as
-      detectron2 reads them, 16-bit/float files with their values kept and mapped to 0..255 by
-      ``scaling`` (``dataloader.scaling`` in the configs, see
-      :data:`sar_lora_dino.data.scaling.SCALING_HELP`), never clipped silently;
-    * an image which cannot be decoded, or whose size disagrees with the annotation file,
-      raises an error naming the file and its split (the ``JPEGImages/<split>/`` folder it lies
-      in) instead of a bare PIL trace mid-epoch.
-
-    Semantic-segmentation inputs are not supported (this is a detection mapper).
+    detectron2's :class:`DatasetMapper` for detection (no semantic segmentation), with two
+    changes: images are read by :func:`sar_lora_dino.data.image_io.read_image` (8-bit files as
+    detectron2 reads them, 16-bit/float ones mapped to 0..255 by ``scaling``, i.e.
+    ``dataloader.scaling``); and an image that cannot be decoded, or whose size disagrees with
+    the JSON, raises an error naming the file and its split instead of a bare PIL trace.
     """
 
     def __init__(self, is_train, *, scaling="none", **kwargs):

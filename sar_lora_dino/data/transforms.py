@@ -13,10 +13,9 @@ _BACKENDS = ("opencv", "pil")
 
 class OpenCVResizeTransform(Transform):
     """
-    Resize an image to a fixed size with OpenCV (``cv2.resize``), as the original's
-    ``mmcv.imresize`` does: bilinear is ``INTER_LINEAR``, which does not antialias when
-    shrinking (PIL's bilinear, used by detectron2's :class:`ResizeTransform`, does).
-    Coordinates scale by ``new_w / w`` and ``new_h / h``, as in detectron2 and the original.
+    Resize to a fixed size with ``cv2.resize`` as the original's ``mmcv.imresize`` does:
+    ``INTER_LINEAR`` does not antialias when shrinking (detectron2's PIL bilinear does).
+    Coordinates scale by ``new_w / w`` and ``new_h / h``, as in both.
     """
 
     def __init__(self, h, w, new_h, new_w):
@@ -24,7 +23,7 @@ class OpenCVResizeTransform(Transform):
         self._set_attributes(locals())
 
     def apply_image(self, img, interp=cv2.INTER_LINEAR):
-        """Resize an HxW or HxWxC image of any dtype OpenCV takes; dtype and ndim are kept."""
+        """An HxW or HxWxC image of any dtype OpenCV takes; dtype and ndim are kept."""
         if img.shape[:2] != (self.h, self.w):
             raise ValueError(
                 f"OpenCVResizeTransform expects an image of (h, w) = {(self.h, self.w)}, "
