@@ -55,7 +55,7 @@ def main(argv=None):
     if args.subset is not None:
         out = args.out or f"{args.root.rstrip('/')}_subset{args.subset}"
         counts = {"train": args.subset, "val": max(1, args.subset // 5)}
-        summary = write_subset(args.root, out, counts, splits=("train", "val"), seed=args.seed)
+        summary = write_subset(args.root, out, counts, seed=args.seed)
         print(f"Wrote {out}: {summary}")
         print(f"Use it with: export SARDET100K_ROOT={out}")
         return 0

@@ -219,11 +219,11 @@ def format_report(report):
     return "\n".join(lines)
 
 
-def write_subset(root, output, num_images, splits=("train", "val"), seed=0, progress=None):
+def write_subset(root, output, num_images, seed=0, progress=None):
     """
     Write a smaller copy of a root in the same layout (for smoke runs) into the new folder
-    ``output``: ``num_images`` (an int or ``{split: count}``) images picked by ``seed`` among
-    those on disk, with their annotations; the JSON keeps the source's keys.
+    ``output``: ``num_images[split]`` images of each split, picked by ``seed`` among those on
+    disk, with their annotations; the JSON keeps the source's keys.
 
     Returns:
         dict: ``{split: {"images": int, "boxes": int}}``.
@@ -235,11 +235,9 @@ def write_subset(root, output, num_images, splits=("train", "val"), seed=0, prog
     summary = {}
     with atomic_dir(output) as tmp:
         os.makedirs(os.path.join(tmp, "Annotations"))
-        for split in splits:
-            n = num_images[split] if isinstance(num_images, dict) else num_images
+        for split, n in num_images.items():
             json_file, src_dir = split_paths(root, split)
-            with open(json_file) as f:
-                data = json.load(f)
+            data = read_annotation_json(json_file)  # what would not load is not copied
             present = [
                 im
                 for im in data["images"]
