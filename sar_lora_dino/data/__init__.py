@@ -1,8 +1,9 @@
 """SARDet-100K registration, filtering, synthetic data and checks."""
 
-from .evaluator import ShiftedIdCOCOEvaluator
+# SARDatasetMapper, SARDetCOCOEvaluator: the names before the rename, for saved configs
+from .evaluator import SARDetCOCOEvaluator, ShiftedIdCOCOEvaluator
 from .filtering import get_sardet_train_dicts
-from .mapper import ScaledImageDatasetMapper
+from .mapper import SARDatasetMapper, ScaledImageDatasetMapper
 from .sardet import (
     SARDET100K_CATEGORIES,
     get_sardet100k_root,
@@ -21,10 +22,6 @@ __all__ = [
     "make_synthetic_sardet",
     "register_sardet100k",
 ]
-
-# The names before the rename, so that configs saved by earlier runs still load.
-SARDatasetMapper = ScaledImageDatasetMapper  # deprecated alias (saved configs)
-SARDetCOCOEvaluator = ShiftedIdCOCOEvaluator  # deprecated alias (saved configs)
 
 # Register sardet100k_{train,val,test} under the default root; no file is read here.
 register_sardet100k()
