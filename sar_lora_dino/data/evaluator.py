@@ -63,12 +63,13 @@ class ShiftedIdCOCOEvaluator(COCOEvaluator):
     1. pycocotools records a match as the matched ground-truth annotation's id and tests it
        against 0, so a ground-truth box with ``id == 0`` can never count as detected. When the
        JSON holds such ids, every annotation id is shifted (in memory) so that all are >= 1.
-    2. ``use_fast_impl=True`` (the default) uses detectron2's C++ evaluator when it is built,
-       otherwise faster-coco-eval (see :func:`ensure_fast_coco_eval`), otherwise pycocotools.
-       ``use_fast_impl=False`` is pycocotools, the reference; both give identical AP.
+    2. ``use_fast_impl=True`` (the default) evaluates boxes alone on arrays (:class:`BoxCOCOeval`)
+       and other tasks with detectron2's C++ evaluator, else faster-coco-eval (see
+       :func:`ensure_fast_coco_eval`), else pycocotools. ``use_fast_impl=False`` is
+       pycocotools, the reference; all give identical AP.
 
-    0-based category ids and a JSON without ``info``/``licenses`` need nothing: the dataset's
-    metadata maps ids 0..5 to themselves and pycocotools reads both keys with defaults.
+    0-based category ids and a JSON without ``info``/``licenses`` need nothing: the metadata
+    maps ids 0..5 to themselves and pycocotools reads both keys with defaults.
     """
 
     def __init__(self, dataset_name, tasks=None, distributed=True, output_dir=None, **kwargs):

@@ -278,9 +278,7 @@ def register_sardet100k(root=None, prefix="sardet100k", splits=_SPLITS):
     registration that was never loaded, and is an error otherwise (use another ``prefix``).
 
     Args:
-        root (str): folder holding ``Annotations/<split>.json`` and ``JPEGImages/<split>/``;
-            default :func:`get_sardet100k_root`, resolved at first load.
-        prefix (str): dataset name prefix.
+        root (str): folder holding ``Annotations/<split>.json`` and ``JPEGImages/<split>/``.
         splits (Iterable[str]): split names, any subset or extra split with the same layout.
 
     Returns:
