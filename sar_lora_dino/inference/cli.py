@@ -7,7 +7,7 @@ import sys
 import torch
 
 from sar_lora_dino.data.scaling import SCALING_HELP, parse_scaling
-from sar_lora_dino.engine.train_net import load_config
+from sar_lora_dino.engine.defaults import load_config
 from sar_lora_dino.export.model import find_run_files
 
 from .merge import MATCH_METRICS, MERGE_METHODS
