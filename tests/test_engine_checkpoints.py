@@ -73,7 +73,7 @@ def test_pruning_counts_earlier_runs_and_keeps_the_resume_point(tmp_path):
     (tmp_path / f"{TEMP_PREFIX}model_0000011.pth.abc").write_bytes(b"half")
     (tmp_path / "inference").mkdir()
     (tmp_path / "inference" / f"{TEMP_PREFIX}coco_metrics.json.x").write_bytes(b"")
-    pruned = TrainingCheckpointer(torch.nn.Linear(1, 1), str(tmp_path)).prune(2)
+    pruned = TrainingCheckpointer(torch.nn.Linear(1, 1), str(tmp_path), max_to_keep=2).prune()
     assert pruned == ["model_0000003.pth", "model_0000005.pth"]
     assert len(clean_stale_temps(str(tmp_path))) == 2
     assert sorted(os.listdir(tmp_path)) == [

@@ -68,6 +68,7 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
             checkpoint from (e.g. ``train.init_checkpoint``); the first with the recorded
             fingerprint is used.
         strict (bool): fail on any mismatch between file and model.
+        max_to_keep (int or None): periodic checkpoints :meth:`prune` keeps (None or 0: all).
         base_checkpoint (str or None): base weights of an exported adapter file (see
             :class:`MultiFormatCheckpointer`).
         checkpointables: as in detectron2's checkpointer (e.g. ``trainer=``).
@@ -81,6 +82,7 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
         trainable_only=False,
         base_candidates=(),
         strict=False,
+        max_to_keep=None,
         base_checkpoint=None,
         **checkpointables,
     ):
@@ -88,6 +90,7 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
         self.trainable_only = bool(trainable_only)
         self.base_candidates = [c for c in base_candidates if c]
         self.strict = bool(strict)
+        self.max_to_keep = max_to_keep
         self.extra_state = {}
         self.last_saved = None  # {"path": ..., "iteration": ...} of the last tagged save
 
@@ -96,14 +99,10 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
         state = module.state_dict()
         if not self.trainable_only:
             return state, None
-        base = self.extra_state.get("init_weights")
-        if not isinstance(base, dict):
-            raise ValueError(
-                "train.checkpoint_trainable_only needs base weights to refer to: set "
-                "train.init_checkpoint (a random initialisation cannot be re-read)."
-            )
         keep = {n for n, p in module.named_parameters() if p.requires_grad}
         keep |= {n for n, _ in module.named_buffers()}
+        # do_train checked that the initial weights are a file (a fingerprint) before training
+        base = self.extra_state["init_weights"]
         info = {"base_weights": base, "frozen_keys": sorted(set(state) - keep)}
         return {k: v for k, v in state.items() if k in keep}, info
 
@@ -131,12 +130,13 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
             self.tag_last_checkpoint(basename)
             self.last_saved = {"path": save_file, "iteration": kwargs.get("iteration")}
 
-    def prune(self, max_to_keep):
+    def prune(self):
         """
         Keep the newest ``max_to_keep`` periodic checkpoints (``model_NNNNNNN.pth``, periodic and
         SIGTERM ones alike, from this and earlier runs in the folder; None or 0: all) and the
         one ``last_checkpoint`` names; return the names of the removed files.
         """
+        max_to_keep = self.max_to_keep
         if not max_to_keep or max_to_keep <= 0 or not os.path.isdir(self.save_dir):
             return []
         last = os.path.basename(self.get_checkpoint_file())

@@ -21,18 +21,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def save_state(trainer, checkpointer, name, iteration, max_to_keep=None):
+def save_state(trainer, checkpointer, name, iteration):
     """
     Save the training state after ``iteration`` as ``name.pth``, with the random states of
-    every rank, then prune periodic files beyond ``max_to_keep``. Every rank calls it (the
-    states are gathered); rank 0 writes.
+    every rank, then prune old periodic files (:meth:`TrainingCheckpointer.prune`). Every rank
+    calls it (the states are gathered); rank 0 writes.
     """
     current = trainer.iter
     trainer.iter, trainer.gathered_rng = iteration, comm.all_gather(rng_state())
     try:
         if comm.is_main_process():
             checkpointer.save(name, iteration=iteration)
-            checkpointer.prune(max_to_keep)
+            checkpointer.prune()
     finally:
         trainer.iter, trainer.gathered_rng = current, None
 
@@ -136,25 +136,23 @@ class BestCheckpointer(HookBase):
 class PeriodicCheckpointer(HookBase):
     """
     Save ``model_{iter:07d}.pth`` every ``period`` iterations and ``model_final.pth`` at the end,
-    keeping the newest ``max_to_keep`` periodic files in the folder (None or 0: all), those of
-    resumed earlier runs and SIGTERM checkpoints included. Runs on every rank; rank 0 writes.
+    pruning as the checkpointer's ``max_to_keep`` says. Runs on every rank; rank 0 writes.
     """
 
-    def __init__(self, checkpointer, period, max_to_keep=None):
+    def __init__(self, checkpointer, period):
         self._checkpointer = checkpointer
         self._period = int(period)
-        self._max_to_keep = max_to_keep
 
     def before_train(self):
         if comm.is_main_process():
-            self._checkpointer.prune(self._max_to_keep)
+            self._checkpointer.prune()
 
     def after_step(self):
         iteration = self.trainer.iter
         final = iteration >= self.trainer.max_iter - 1
         if final or (self._period > 0 and (iteration + 1) % self._period == 0):
             name = "model_final" if final else f"model_{iteration:07d}"
-            save_state(self.trainer, self._checkpointer, name, iteration, self._max_to_keep)
+            save_state(self.trainer, self._checkpointer, name, iteration)
 
 
 class TrainingStopped(SystemExit):
@@ -169,10 +167,8 @@ class CheckpointOnSignal(HookBase):
     All ranks stop at the same iteration, so DDP never waits for a departed rank.
     """
 
-    def __init__(self, checkpointer, signals=(signal.SIGTERM, signal.SIGINT), max_to_keep=None):
+    def __init__(self, checkpointer):
         self._checkpointer = checkpointer
-        self._max_to_keep = max_to_keep
-        self._signals = tuple(signals)
         self._previous = {}
         self._received = None
 
@@ -187,7 +183,7 @@ class CheckpointOnSignal(HookBase):
         if threading.current_thread() is not threading.main_thread():
             logger.warning("Not in the main thread: SIGTERM/SIGINT will not save a checkpoint.")
             return
-        for sig in self._signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def after_step(self):
@@ -195,9 +191,7 @@ class CheckpointOnSignal(HookBase):
         if received is None:
             return
         iteration = self.trainer.iter
-        save_state(
-            self.trainer, self._checkpointer, f"model_{iteration:07d}", iteration, self._max_to_keep
-        )
+        save_state(self.trainer, self._checkpointer, f"model_{iteration:07d}", iteration)
         comm.synchronize()
         raise TrainingStopped(128 + int(received))
 

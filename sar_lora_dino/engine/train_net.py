@@ -163,6 +163,7 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
         trainable_only=trainable_only,
         base_candidates=[cfg.train.get("init_checkpoint") or ""],
         strict=resuming,
+        max_to_keep=ckpt_cfg.pop("max_to_keep", None),
         trainer=trainer,
     )
     best = BestCheckpointer(checkpointer, **dict(cfg.train.get("best_checkpointer") or {}))
@@ -221,7 +222,7 @@ def do_train(cfg, args=None, resume=False, extra_hooks=()):
             )
             if main_process
             else None,
-            CheckpointOnSignal(checkpointer, max_to_keep=ckpt_cfg.get("max_to_keep")),
+            CheckpointOnSignal(checkpointer),
             *extra_hooks,
         ]
     )
