@@ -164,9 +164,11 @@ class MixedPrecisionTrainer(SimpleTrainer):
             raise
         except Exception as e:
             data, error = None, e
-        failures = self._data_failures(error)
-        if not failures:
+        # [(rank, message)] of the processes whose batch failed, the same list on every rank
+        message = f"{type(error).__name__}: {error}" if error is not None else None
+        if not _on_any_rank(message is not None):
             return data
+        failures = [(r, m) for r, m in enumerate(comm.all_gather(message)) if m is not None]
         if error is None and hasattr(self.data_loader, "unread_last_batch"):
             self.data_loader.unread_last_batch()  # the saved position is before this batch
         if self.on_data_error is not None:
@@ -178,13 +180,6 @@ class MixedPrecisionTrainer(SimpleTrainer):
             f"Iteration {self.iter}: rank {rank} could not load its training batch, so every "
             f"process stops: {message}"
         )
-
-    def _data_failures(self, error):
-        """[(rank, message)] of the processes whose batch failed (the same list on every rank)."""
-        message = f"{type(error).__name__}: {error}" if error is not None else None
-        if not _on_any_rank(message is not None):
-            return []
-        return [(r, m) for r, m in enumerate(comm.all_gather(message)) if m is not None]
 
     def run_step(self):
         assert self.model.training, "[MixedPrecisionTrainer] model was changed to eval mode!"
