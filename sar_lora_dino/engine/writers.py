@@ -21,8 +21,8 @@ class ProvenanceJSONWriter(JSONWriter):
     each iteration once: what the stopped run wrote after its last checkpoint is removed.
     """
 
-    def __init__(self, json_file, window_size=20):
-        super().__init__(json_file, window_size)
+    def __init__(self, json_file):
+        super().__init__(json_file)
         self._path = json_file
         self.provenance = {}
         self.evaluations = {}  # storage iteration -> {"checkpoint": ..., ...}
