@@ -51,24 +51,18 @@ class ResumableTrainingSampler:
         self._pending = [[] for _ in range(self._num_groups)]
         self._order = None
 
-    def _epoch_order(self):
-        if self._order is None:
-            if self._shuffle:
-                g = torch.Generator()
-                g.manual_seed(self.seed + self._epoch)
-                self._order = torch.randperm(self._size, generator=g).tolist()
-            else:
-                self._order = list(range(self._size))
-        return self._order
-
     def next_batch(self):
         """Returns the next global batch of dataset indices (list[int]); the state advances."""
         while True:
-            order = self._epoch_order()
-            if self._offset >= len(order):
+            if self._offset >= self._size:
                 self._epoch, self._offset, self._order = self._epoch + 1, 0, None
-                continue
-            index = order[self._offset]
+            if self._order is None:
+                self._order = list(range(self._size))
+                if self._shuffle:
+                    g = torch.Generator()
+                    g.manual_seed(self.seed + self._epoch)
+                    self._order = torch.randperm(self._size, generator=g).tolist()
+            index = self._order[self._offset]
             self._offset += 1
             bucket = self._pending[self._group_ids[index]]
             bucket.append(index)
@@ -128,8 +122,7 @@ class _MappedStream(torch.utils.data.IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
-        sampler = copy.deepcopy(self._sampler)
-        local = self._local
+        sampler, local = self._sampler, self._local  # the loader's copy (each worker its own)
         item = 0
         while True:
             step = sampler.step
