@@ -1,4 +1,4 @@
-"""Training, evaluation, distributed launch and reporting for LazyConfig detectors."""
+"""Training, evaluation and distributed launch for LazyConfig detectors."""
 
 from .checkpointing import CheckpointMismatchError, TrainingCheckpointer
 from .defaults import build_argument_parser, load_config, setup

@@ -79,16 +79,8 @@ class BestCheckpointer(HookBase):
         return key if key in flat else None
 
     def update(self, flat, iteration, datasets=()):
-        """
-        Consider one evaluation of the weights after ``iteration``.
-
-        Args:
-            flat (dict): flattened evaluation results (``flatten_results_dict``).
-            datasets (list[str]): the evaluated datasets, in config order.
-
-        Returns:
-            bool: whether ``model_best.pth`` was written.
-        """
+        """Consider the flattened results ``flat`` of the weights after ``iteration`` (of
+        ``datasets``, in config order); return whether ``model_best.pth`` was written."""
         key = self._key(flat, datasets)
         if key is None:
             logger.warning(

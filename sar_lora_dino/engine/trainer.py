@@ -34,11 +34,8 @@ class DataLoadingError(RuntimeError):
 
 
 def rng_state():
-    """
-    Returns:
-        dict: python, numpy, torch (and CUDA) random states as plain lists/tensors, loadable
-        with ``torch.load(weights_only=True)``.
-    """
+    """The python, numpy, torch (and CUDA) random states, as ``torch.load(weights_only=True)``
+    reads them back (plain lists and tensors)."""
     version, internal, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
