@@ -61,17 +61,12 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
       provide, any extra tensor and any shape mismatch is an error listing them.
 
     Args:
-        model (nn.Module): the model (may be DDP-wrapped).
-        save_dir (str): where checkpoints go.
-        trainable_only (bool): save only trainable tensors + the base fingerprint.
         base_candidates (list[str]): files to re-read the frozen base of a trainable-only
             checkpoint from (e.g. ``train.init_checkpoint``); the first with the recorded
             fingerprint is used.
-        strict (bool): fail on any mismatch between file and model.
         max_to_keep (int or None): periodic checkpoints :meth:`prune` keeps (None or 0: all).
-        base_checkpoint (str or None): base weights of an exported adapter file (see
-            :class:`MultiFormatCheckpointer`).
-        checkpointables: as in detectron2's checkpointer (e.g. ``trainer=``).
+        kwargs: as in :class:`MultiFormatCheckpointer` (``base_checkpoint=``, checkpointables
+            such as ``trainer=``).
     """
 
     def __init__(
@@ -83,10 +78,9 @@ class TrainingCheckpointer(MultiFormatCheckpointer):
         base_candidates=(),
         strict=False,
         max_to_keep=None,
-        base_checkpoint=None,
-        **checkpointables,
+        **kwargs,
     ):
-        super().__init__(model, save_dir, base_checkpoint=base_checkpoint, **checkpointables)
+        super().__init__(model, save_dir, **kwargs)
         self.trainable_only = bool(trainable_only)
         self.base_candidates = [c for c in base_candidates if c]
         self.strict = bool(strict)

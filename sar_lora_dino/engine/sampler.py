@@ -150,13 +150,7 @@ class ResumableTrainLoader:
     by workers), so a checkpoint resumes at the next batch the trainer would have seen.
 
     Augmentations draw from RNGs seeded by each image's place in the stream, so they are the same
-    with any ``num_workers`` and after a resume.
-
-    Args:
-        dataset (list[dict]): detectron2 dataset dicts.
-        mapper (callable): dataset dict -> model input dict.
-        sampler (ResumableTrainingSampler): the batch stream.
-        num_workers (int): DataLoader worker processes (0: map in this process).
+    with any ``num_workers`` (DataLoader processes; 0: map in this process) and after a resume.
     """
 
     def __init__(self, dataset, mapper, sampler, num_workers=0):
