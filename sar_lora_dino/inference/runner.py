@@ -22,26 +22,26 @@ __all__ = ["expand_inputs", "run_inference"]
 logger = logging.getLogger(__name__)
 
 
-def expand_inputs(specs):
+def expand_inputs(specs, in_folders=lambda name: name.lower().endswith(IMAGE_EXTENSIONS)):
     """
     Returns:
-        tuple[list[str], list[str]]: the image files of ``specs`` (files, folders searched
-        recursively for :data:`IMAGE_EXTENSIONS`, globs) in order without repeats, and the
-        specs that matched nothing.
+        tuple[list[str], list[str]]: the files of ``specs`` (files, globs, folders searched
+        recursively for the names ``in_folders`` accepts, by default :data:`IMAGE_EXTENSIONS`)
+        in order without repeats, and the specs that matched nothing.
     """
     files, unmatched = [], []
     for spec in specs:
-        if os.path.isdir(spec):
-            found = sorted(
-                os.path.join(d, f)
-                for d, _, names in os.walk(spec)
-                for f in names
-                if f.lower().endswith(IMAGE_EXTENSIONS)
-            )
-        elif os.path.isfile(spec):
-            found = [spec]
-        else:
-            found = sorted(f for f in glob.glob(spec, recursive=True) if os.path.isfile(f))
+        found = []
+        for match in sorted(glob.glob(spec, recursive=True)) or [spec]:
+            if os.path.isdir(match):
+                found += sorted(
+                    os.path.join(d, f)
+                    for d, _, names in os.walk(match)
+                    for f in names
+                    if in_folders(f)
+                )
+            elif os.path.isfile(match):
+                found.append(match)
         if not found:
             unmatched.append(spec)
         files += [f for f in found if f not in files]

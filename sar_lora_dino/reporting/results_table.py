@@ -1,12 +1,12 @@
 """Collect the metrics files of several runs into a paper-style table (mean ± std over seeds)."""
 
-import glob
 import json
 import math
 import os
 import statistics
 
 from sar_lora_dino.engine.evaluation import BBOX_METRICS, METRICS_FILE
+from sar_lora_dino.inference.runner import expand_inputs
 
 __all__ = ["MixedWeightsError", "collect_runs", "summarize", "format_markdown", "format_tsv"]
 
@@ -49,18 +49,12 @@ def find_metrics_files(paths):
     The ``coco_metrics.json`` files of ``paths`` (run folders searched recursively, metrics
     files or globs), sorted, without duplicates.
     """
-    found = set()
-    for path in paths:
-        matches = glob.glob(path) or [path]
-        for match in matches:
-            if os.path.isfile(match):
-                found.add(os.path.abspath(match))
-            elif os.path.isdir(match):
-                pattern = os.path.join(match, "**", METRICS_FILE)
-                found.update(os.path.abspath(p) for p in glob.glob(pattern, recursive=True))
-            else:
-                raise FileNotFoundError(f"no such run folder or metrics file: {path}")
-    return sorted(found)
+    files, unmatched = expand_inputs(paths, in_folders=lambda name: name == METRICS_FILE)
+    if unmatched:
+        raise FileNotFoundError(
+            f"no such run folder or metrics file, or no {METRICS_FILE} in it: {unmatched[0]}"
+        )
+    return sorted({os.path.abspath(f) for f in files})
 
 
 def setting_name(record):
