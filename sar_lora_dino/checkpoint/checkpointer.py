@@ -8,7 +8,7 @@ from torch import nn
 from ..modeling.convnext import ConvNeXtBackbone
 from ..modeling.lora import lora_state_dict_keys
 from .dinov3 import convert_dinov3_state_dict, detect_dinov3_layout
-from .inert_pickle import _few, read_checkpoint_file, unwrap_state_dict
+from .inert_pickle import few_keys, read_checkpoint_file, unwrap_state_dict
 from .mmdet import convert_mmdet_state_dict, is_mmdet_state_dict
 
 __all__ = ["MultiFormatCheckpointer", "find_convnext_backbone", "state_dict_mismatch"]
@@ -46,7 +46,7 @@ def state_dict_mismatch(file_state, model_shapes, expected=None) -> List[str]:
         ("missing from the file:", expected - set(file_state)),
         ("not in the model:", set(file_state) - set(model_shapes)),
     )
-    return [f"{what} {_few(keys)}" for what, keys in problems if keys]
+    return [f"{what} {few_keys(keys)}" for what, keys in problems if keys]
 
 
 def find_convnext_backbone(model: nn.Module) -> Tuple[str, ConvNeXtBackbone]:
@@ -122,7 +122,7 @@ class MultiFormatCheckpointer(DetectionCheckpointer):
             return {"model": state_dict}
         raise ValueError(
             f"{filename}: unrecognised checkpoint; its keys match neither this model nor a "
-            f"known layout (first {_few(state_dict)}). Accepted formats: {ACCEPTED_FORMATS}"
+            f"known layout (first {few_keys(state_dict)}). Accepted formats: {ACCEPTED_FORMATS}"
         )
 
     def _load_model(self, checkpoint: Dict[str, Any]):

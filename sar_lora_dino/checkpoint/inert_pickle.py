@@ -6,7 +6,13 @@ from typing import Any, Dict, Mapping, Sequence
 import torch
 from safetensors.torch import load_file
 
-__all__ = ["InertObject", "load_torch_file", "read_checkpoint_file", "unwrap_state_dict"]
+__all__ = [
+    "InertObject",
+    "few_keys",
+    "load_torch_file",
+    "read_checkpoint_file",
+    "unwrap_state_dict",
+]
 
 
 class InertObject:
@@ -47,7 +53,8 @@ def load_torch_file(path):
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _few(keys: Sequence[str], n: int = 5) -> str:
+def few_keys(keys: Sequence[str], n: int = 5) -> str:
+    """How many ``keys`` there are and the first ``n`` in order, for error messages."""
     keys = sorted(keys)
     more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
     return f"{len(keys)} key(s): {keys[:n]}{more}"
@@ -96,7 +103,7 @@ def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> Dict[str, torch.T
             raise ValueError(
                 f"{source}: ambiguous checkpoint, both 'model' and 'state_dict' hold weights"
             )
-        found = f"a dict with keys {_few([str(k) for k in obj])}"
+        found = f"a dict with keys {few_keys([str(k) for k in obj])}"
     else:
         found = f"a {type(obj).__name__}"
     raise ValueError(
