@@ -3,7 +3,6 @@
 import math
 from typing import Tuple
 
-import torch
 from detectron2.modeling.box_regression import Box2BoxTransform
 
 __all__ = ["TwoSidedClampBox2BoxTransform"]
@@ -34,33 +33,13 @@ class TwoSidedClampBox2BoxTransform(Box2BoxTransform):
         self.two_sided_clamp = two_sided_clamp
 
     def apply_deltas(self, deltas, boxes):
-        """As detectron2's :meth:`Box2BoxTransform.apply_deltas`, with the lower clamp."""
-        if not self.two_sided_clamp:
-            return super().apply_deltas(deltas, boxes)
-        deltas = deltas.float()
-        boxes = boxes.to(deltas.dtype)
-        wx, wy, ww, wh = self.weights
-        widths = (boxes[:, 2] - boxes[:, 0])[:, None]
-        heights = (boxes[:, 3] - boxes[:, 1])[:, None]
-        ctr_x = boxes[:, 0, None] + 0.5 * widths
-        ctr_y = boxes[:, 1, None] + 0.5 * heights
-
-        dw = (deltas[:, 2::4] / ww).clamp(min=-self.scale_clamp, max=self.scale_clamp)
-        dh = (deltas[:, 3::4] / wh).clamp(min=-self.scale_clamp, max=self.scale_clamp)
-        new_ctr_x = deltas[:, 0::4] / wx * widths + ctr_x
-        new_ctr_y = deltas[:, 1::4] / wy * heights + ctr_y
-        new_w = torch.exp(dw) * widths
-        new_h = torch.exp(dh) * heights
-        decoded = torch.stack(
-            (
-                new_ctr_x - 0.5 * new_w,
-                new_ctr_y - 0.5 * new_h,
-                new_ctr_x + 0.5 * new_w,
-                new_ctr_y + 0.5 * new_h,
-            ),
-            dim=-1,
-        )
-        return decoded.reshape(deltas.shape)
+        """As detectron2's :meth:`Box2BoxTransform.apply_deltas`, after the lower clamp."""
+        if self.two_sided_clamp:
+            deltas = deltas.float().clone()  # detectron2 decodes in fp32 too
+            _, _, ww, wh = self.weights
+            deltas[:, 2::4].clamp_(min=-self.scale_clamp * ww)
+            deltas[:, 3::4].clamp_(min=-self.scale_clamp * wh)
+        return super().apply_deltas(deltas, boxes)
 
 
 SARBox2BoxTransform = TwoSidedClampBox2BoxTransform  # deprecated alias (saved configs)
