@@ -46,20 +46,15 @@ class XavierInitFPN(FPN):
             raise ValueError(f"XavierInitFPN init must be one of {_FPN_INITS}, got {init!r}")
         self.init = init
         if init == "xavier_uniform":
-            for conv in self.fpn_convs():
+            # the FPN's own convs (not bottom_up's): laterals and outputs from high to low
+            # resolution, then the top block's
+            convs = [*self.lateral_convs[::-1], *self.output_convs[::-1]]
+            if self.top_block is not None:
+                convs += [m for m in self.top_block.modules() if isinstance(m, nn.Conv2d)]
+            for conv in convs:
                 nn.init.xavier_uniform_(conv.weight)
                 if conv.bias is not None:
                     nn.init.zeros_(conv.bias)
-
-    def fpn_convs(self):
-        """
-        Every conv of the FPN itself (not of ``bottom_up``): laterals and outputs from high to
-        low resolution, then those of the top block.
-        """
-        convs = [*self.lateral_convs[::-1], *self.output_convs[::-1]]
-        if self.top_block is not None:
-            convs += [m for m in self.top_block.modules() if isinstance(m, nn.Conv2d)]
-        return convs
 
 
 SARFPN = XavierInitFPN  # deprecated alias (saved configs)
