@@ -4,14 +4,12 @@ from .adapter import export_adapter, export_peft
 from .merged import export_merged, merged_config
 from .model import (
     build_trained_model,
-    config_from_yaml,
     config_to_yaml,
     find_run_files,
     load_trained_model,
 )
 
 __all__ = [
-    "config_from_yaml",
     "config_to_yaml",
     "export_adapter",
     "export_merged",

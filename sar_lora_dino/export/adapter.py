@@ -40,15 +40,15 @@ def _check_base_rebuilds(cfg, model, base: str) -> None:
         )
 
 
-def export_adapter(cfg, model, path: str, check_base: bool = True) -> Dict[str, Any]:
+def export_adapter(cfg, model, path: str) -> Dict[str, Any]:
     """
     Write the adapter of ``model`` to ``path`` (see :func:`sar_lora_dino.checkpoint.save_adapter`)
     with the run's config ``cfg`` and the fingerprint of ``cfg.train.init_checkpoint`` in its
-    metadata, which it returns. ``check_base`` first verifies that the base weights give the
-    model's frozen backbone exactly (costs one more model in memory).
+    metadata, which it returns, once the base weights are checked to give the model's frozen
+    backbone exactly (one more model in memory).
     """
     base = cfg.train.get("init_checkpoint") or None
-    if base and check_base:
+    if base:
         _check_base_rebuilds(cfg, model, base)
     return save_adapter(model, path, config_to_yaml(cfg), base)
 

@@ -11,7 +11,6 @@ from ..checkpoint.checkpointer import MultiFormatCheckpointer
 
 __all__ = [
     "build_trained_model",
-    "config_from_yaml",
     "config_to_yaml",
     "find_run_files",
     "load_trained_model",
@@ -21,7 +20,7 @@ _RUN_WEIGHTS = ("model_best.pth", "model_final.pth")
 
 
 def config_to_yaml(cfg) -> str:
-    """The LazyConfig ``cfg`` as YAML text that :func:`config_from_yaml` reads back."""
+    """The LazyConfig ``cfg`` as YAML text that ``LazyConfig.load`` reads back from a file."""
     with tempfile.TemporaryDirectory(prefix="sar_cfg.") as tmp:
         path = os.path.join(tmp, "config.yaml")
         LazyConfig.save(cfg, path)
@@ -32,15 +31,6 @@ def config_to_yaml(cfg) -> str:
             )
         with open(path, encoding="utf-8") as f:
             return f.read()
-
-
-def config_from_yaml(text: str):
-    """The LazyConfig (DictConfig) of YAML ``text`` from :func:`config_to_yaml`."""
-    with tempfile.TemporaryDirectory(prefix="sar_cfg.") as tmp:
-        path = os.path.join(tmp, "config.yaml")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        return LazyConfig.load(path)
 
 
 def find_run_files(run_dir: str) -> Tuple[str, str]:
@@ -114,7 +104,11 @@ def load_trained_model(
     if config_file:
         cfg = load_config(config_file, overrides)
     elif is_adapter_file(weights):
-        cfg = apply_overrides(config_from_yaml(read_adapter_metadata(weights)["config"]), overrides)
+        with tempfile.TemporaryDirectory(prefix="sar_cfg.") as tmp:
+            path = os.path.join(tmp, "config.yaml")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(read_adapter_metadata(weights)["config"])
+            cfg = apply_overrides(LazyConfig.load(path), overrides)
     else:
         raise ValueError("--config-file is needed unless --weights is an adapter (or use --run)")
     return cfg, build_trained_model(cfg, weights, device)

@@ -230,17 +230,15 @@ def _each_lora(module: nn.Module, method) -> int:
     return len(layers)
 
 
-def lora_state_dict_keys(module: nn.Module, prefix: str = "") -> Set[str]:
-    """
-    State-dict keys of the adapter parameters inside ``module``, found by module type, each
-    after ``prefix``: e.g. ``{"stages.0.blocks.0.mlp.fc1.lora_A", ...}``.
-    """
-    keys = set()
-    for name, m in module.named_modules():
-        if isinstance(m, LoRALinear):
-            base = f"{prefix}{name}." if name else prefix
-            keys.update({base + "lora_A", base + "lora_B"})
-    return keys
+def lora_state_dict_keys(module: nn.Module) -> Set[str]:
+    """State-dict keys of the adapter parameters inside ``module``, found by module type:
+    e.g. ``{"stages.0.blocks.0.mlp.fc1.lora_A", ...}``."""
+    return {
+        f"{name}.{part}" if name else part
+        for name, m in module.named_modules()
+        if isinstance(m, LoRALinear)
+        for part in ("lora_A", "lora_B")
+    }
 
 
 def merged_state_dict(module: nn.Module) -> Dict[str, torch.Tensor]:

@@ -30,10 +30,10 @@ def read_metrics(metrics_file):
     return [by_iter[i] for i in sorted(by_iter)]
 
 
-def plot_training_curves(metrics_file, output_file, title=None):
+def plot_training_curves(metrics_file, output_file):
     """
     Plot the training losses and the validation AP/AP50 of a run's ``metrics.json`` against
-    the iteration, as a PNG titled ``title`` (default: the run's folder).
+    the iteration, as a PNG titled with the run's folder.
 
     Returns:
         str: ``output_file``.
@@ -69,7 +69,7 @@ def plot_training_curves(metrics_file, output_file, title=None):
     ax_ap.set(ylabel="COCO bbox AP (%)", xlabel="iteration", ylim=(0, None))
     ax_ap.grid(alpha=0.3)
     ax_ap.legend(loc="lower right")
-    fig.suptitle(title or os.path.dirname(os.path.abspath(metrics_file)))
+    fig.suptitle(os.path.dirname(os.path.abspath(metrics_file)))
     fig.tight_layout()
     atomic_write(output_file, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
