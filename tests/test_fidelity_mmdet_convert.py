@@ -57,9 +57,9 @@ def test_mmdet_checkpoint_loads_with_reordered_head():
     d2_sd = model.state_dict()
     mm = mmdet_checkpoint(d2_sd, lora_form="transposed")
     assert any(".base.weight" in k for k in mm) and any(k.endswith("lora_A") for k in mm)
-    assert is_mmdet_state_dict({"meta": {}, "state_dict": mm}) and not is_mmdet_state_dict(d2_sd)
+    assert is_mmdet_state_dict(mm) and not is_mmdet_state_dict(d2_sd)
 
-    converted = convert_mmdet_state_dict({"meta": {"epoch": 12}, "state_dict": mm})
+    converted = convert_mmdet_state_dict(mm)
     assert set(converted) == set(d2_sd)
     fresh = _model()
     fresh.load_state_dict(converted, strict=True)

@@ -7,7 +7,7 @@ import torch
 
 from sar_lora_dino.utils.io import atomic_write
 
-from .inert_pickle import read_checkpoint_file
+from .inert_pickle import read_checkpoint_file, unwrap_state_dict
 
 __all__ = [
     "is_mmdet_state_dict",
@@ -33,18 +33,10 @@ _NECK_HEAD_RULES = (
 _HEAD_OUTPUTS = {"retina_cls": "head.cls_score", "retina_reg": "head.bbox_pred"}
 
 
-def _unwrap(state_dict: Dict) -> Dict:
-    """Accept an MMEngine checkpoint (``{"meta", "state_dict", ...}``) or its state dict."""
-    inner = state_dict.get("state_dict") if isinstance(state_dict, dict) else None
-    return inner if isinstance(inner, dict) else state_dict
-
-
 def is_mmdet_state_dict(state_dict: Dict) -> bool:
-    """Whether a state dict (or a whole MMEngine checkpoint) has the original's MMDetection
-    RetinaNet key names (``backbone.backbone.*``, ``neck.*_convs.*``, ``bbox_head.*``)."""
-    return any(
-        isinstance(k, str) and k.startswith(_MMDET_MARKERS) for k in _unwrap(state_dict).keys()
-    )
+    """Whether a state dict has the original's MMDetection RetinaNet key names
+    (``backbone.backbone.*``, ``neck.*_convs.*``, ``bbox_head.*``)."""
+    return any(k.startswith(_MMDET_MARKERS) for k in state_dict)
 
 
 def anchor_permutation(num_ratios: int = 3, num_scales: int = 3) -> List[int]:
@@ -99,8 +91,7 @@ def _backbone_key(rest: str) -> str:
 
 def convert_mmdet_state_dict(state_dict: Dict) -> Dict[str, torch.Tensor]:
     """
-    Map the original's MMDetection RetinaNet state dict (or its whole MMEngine checkpoint) to
-    our detectron2 names.
+    Map the original's MMDetection RetinaNet state dict to our detectron2 names.
 
     * backbone ``backbone.backbone.<timm key>`` -> ``backbone.bottom_up.<timm key>``; the
       original's LoRA wrapper keeps the base Linear under ``.base.``: ``mlp.fc1.base.weight``
@@ -120,7 +111,6 @@ def convert_mmdet_state_dict(state_dict: Dict) -> Dict[str, torch.Tensor]:
     Returns:
         dict[str, Tensor]: detectron2 key -> tensor, in the input's order.
     """
-    state_dict = _unwrap(state_dict)
     out, lora = {}, {}
     for key, value in state_dict.items():
         if key.startswith(_MMDET_BACKBONE):
@@ -175,13 +165,13 @@ def convert_mmdet_checkpoint(src: str, dst: str) -> Dict[str, torch.Tensor]:
     Returns:
         dict[str, Tensor]: the converted state dict.
     """
-    checkpoint = read_checkpoint_file(src)
-    if not is_mmdet_state_dict(checkpoint):
+    state_dict = unwrap_state_dict(read_checkpoint_file(src), src)
+    if not is_mmdet_state_dict(state_dict):
         raise ValueError(
             f"{src}: no MMDetection RetinaNet keys (backbone.backbone.*, neck.*, bbox_head.*) "
             "found; is this the original's checkpoint?"
         )
-    model = convert_mmdet_state_dict(checkpoint)
+    model = convert_mmdet_state_dict(state_dict)
     data = {"model": model, "__author__": "convert_mmdet_to_d2", "matching_heuristics": False}
     atomic_write(dst, lambda f: torch.save(data, f))
     return model
