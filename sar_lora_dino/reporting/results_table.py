@@ -44,19 +44,6 @@ _RUN_ONLY_PREFIXES = (
 )
 
 
-def find_metrics_files(paths):
-    """
-    The ``coco_metrics.json`` files of ``paths`` (run folders searched recursively, metrics
-    files or globs), sorted, without duplicates.
-    """
-    files, unmatched = expand_inputs(paths, in_folders=lambda name: name == METRICS_FILE)
-    if unmatched:
-        raise FileNotFoundError(
-            f"no such run folder or metrics file, or no {METRICS_FILE} in it: {unmatched[0]}"
-        )
-    return sorted({os.path.abspath(f) for f in files})
-
-
 def setting_name(record):
     """
     The name a run is grouped under: its config name plus any override that changes the model
@@ -69,7 +56,8 @@ def setting_name(record):
 
 def collect_runs(paths, group_by="setting"):
     """
-    Read every metrics file under ``paths`` (see :func:`find_metrics_files`).
+    Read every ``coco_metrics.json`` of ``paths`` (run folders searched recursively, metrics
+    files or globs), once each, in sorted order.
 
     Args:
         group_by (str): "setting" (config name + training overrides, from the file) or "dir"
@@ -78,8 +66,13 @@ def collect_runs(paths, group_by="setting"):
     Returns:
         list[dict]: one record per file, with "setting", "split", "file" and the file's content.
     """
+    files, unmatched = expand_inputs(paths, in_folders=lambda name: name == METRICS_FILE)
+    if unmatched:
+        raise FileNotFoundError(
+            f"no such run folder or metrics file, or no {METRICS_FILE} in it: {unmatched[0]}"
+        )
     records = []
-    for path in find_metrics_files(paths):
+    for path in sorted({os.path.abspath(f) for f in files}):
         with open(path) as f:
             try:
                 record = json.load(f)
