@@ -82,13 +82,6 @@ def _orient_lora(name: str, a: torch.Tensor, b: torch.Tensor, base: torch.Tensor
     return a.contiguous(), b.contiguous()
 
 
-def _backbone_key(rest: str) -> str:
-    """timm key of an MMDetection backbone key (without ``backbone.backbone.``)."""
-    # timm's features_only wrapper flattens "stem.0" / "stages.1" into "stem_0" / "stages_1".
-    rest = re.sub(r"^(stem|stages)_(\d+)\.", r"\1.\2.", rest)
-    return rest.replace(".base.", ".")
-
-
 def convert_mmdet_state_dict(state_dict: Dict) -> Dict[str, torch.Tensor]:
     """
     Map the original's MMDetection RetinaNet state dict to our detectron2 names.
@@ -99,11 +92,8 @@ def convert_mmdet_state_dict(state_dict: Dict) -> Dict[str, torch.Tensor]:
       (``lora_A.weight``); we assume ``lora_A`` is r x in and ``lora_B`` out x r (the
       ``nn.Linear`` layout) and transpose in x r / r x out tensors, told apart by the base
       Linear's shape (a square r == in or r == out is read as already oriented).
-    * neck ``lateral_convs.{0,1,2}`` -> ``fpn_lateral{3,4,5}``, ``fpn_convs.{0,1,2}`` ->
-      ``fpn_output{3,4,5}``, ``fpn_convs.3/4`` -> ``top_block.p6/p7``.
-    * head ``cls_convs.i`` / ``reg_convs.i`` -> ``cls_subnet.2i`` / ``bbox_subnet.2i``,
-      ``retina_cls`` / ``retina_reg`` -> ``cls_score`` / ``bbox_pred`` with each cell's anchors
-      reordered from ratio-major to size-major (see :func:`anchor_permutation`).
+    * neck and head by the rules at the top of this file, the head outputs with each cell's
+      anchors reordered from ratio-major to size-major (see :func:`anchor_permutation`).
 
     Keys outside ``backbone.``, ``neck.`` and ``bbox_head.`` are kept unchanged (the
     checkpointer reports them as unexpected); the backbone's timm keys are not checked here.
@@ -114,7 +104,9 @@ def convert_mmdet_state_dict(state_dict: Dict) -> Dict[str, torch.Tensor]:
     out, lora = {}, {}
     for key, value in state_dict.items():
         if key.startswith(_MMDET_BACKBONE):
-            timm_key = _backbone_key(key[len(_MMDET_BACKBONE) :])
+            # timm's features_only wrapper flattens "stem.0" / "stages.1" to "stem_0" / "stages_1"
+            timm_key = re.sub(r"^(stem|stages)_(\d+)\.", r"\1.\2.", key[len(_MMDET_BACKBONE) :])
+            timm_key = timm_key.replace(".base.", ".")
             m = re.fullmatch(r"(.+)\.(lora_[AB])(\.weight)?", timm_key)
             if m:
                 lora.setdefault(m.group(1), {})[m.group(2)] = value
