@@ -69,5 +69,7 @@ def test_onnx_parity_with_the_lora_model(exported, size):
     dist[classes[:, None] != ref.pred_classes[None, :]] = float("inf")
     nearest, match = dist.min(dim=1)
     assert len(set(match.tolist())) == len(ref)  # one to one
-    assert nearest.max() < 1e-3
+    # float32 noise grows with the box size: at 320 px the merged and the unmerged PyTorch model
+    # already differ by 1e-3 px on some CPUs; a wrong cut, level or scale moves boxes by pixels
+    assert nearest.max() < 5e-3
     torch.testing.assert_close(scores, ref.scores[match], rtol=0, atol=1e-5)
