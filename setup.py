@@ -56,8 +56,9 @@ setup(
         # tools/export_model.py --onnx writes the graph with torch alone; these add its metadata
         # and run it (the parity test).
         "onnx": ONNX_EXTRA,
-        # onnxruntime installs in seconds, so the ONNX parity test runs in CI too
-        "dev": ["pytest", "ruff", *ONNX_EXTRA],
+        # onnxruntime, tifffile and rasterio install in seconds, so the ONNX parity, TIFF
+        # memory-map and GeoTIFF tests run in CI too
+        "dev": ["pytest", "ruff", *ONNX_EXTRA, "tifffile", "rasterio"],
         # big TIFFs read one window at a time (memory map); multi-channel 16-bit/float TIFFs
         "tiff": ["tifffile"],
         # GeoTIFF products: windowed reads, CRS and transform, GeoJSON output of tools/infer.py
