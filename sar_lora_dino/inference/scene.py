@@ -88,8 +88,8 @@ class SceneReader:
         if backend == "auto":
             if is_tiff and has_rasterio():
                 backend = "rasterio"
-            elif is_tiff and has_tifffile() and self._tiff_layout() is not None:
-                backend = "tifffile"
+            elif is_tiff and has_tifffile() and (layout := self._tiff_layout()) is not None:
+                backend, self._memmap = "tifffile", layout
             else:
                 backend = "memory"
         self.backend = backend
@@ -114,7 +114,7 @@ class SceneReader:
             return None
 
     def _open_tifffile(self):
-        layout = self._tiff_layout()
+        layout = self._memmap or self._tiff_layout()  # auto has parsed the TIFF already
         if layout is None:
             raise ImageReadError(f"{self.path}: not an uncompressed TIFF that can be memory-mapped")
         self._memmap = layout
