@@ -7,6 +7,7 @@ from setuptools import find_packages, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ONNX_EXTRA = ["onnx", "onnxruntime"]
+GEO_EXTRA = ["rasterio", "tifffile"]
 
 
 def link_configs():
@@ -58,10 +59,10 @@ setup(
         "onnx": ONNX_EXTRA,
         # onnxruntime, tifffile and rasterio install in seconds, so the ONNX parity, TIFF
         # memory-map and GeoTIFF tests run in CI too
-        "dev": ["pytest", "ruff", *ONNX_EXTRA, "tifffile", "rasterio"],
+        "dev": ["pytest", "ruff", *ONNX_EXTRA, *GEO_EXTRA],
         # big TIFFs read one window at a time (memory map); multi-channel 16-bit/float TIFFs
         "tiff": ["tifffile"],
         # GeoTIFF products: windowed reads, CRS and transform, GeoJSON output of tools/infer.py
-        "geo": ["rasterio", "tifffile"],
+        "geo": GEO_EXTRA,
     },
 )
